@@ -1,0 +1,58 @@
+# gpubox — one entry point for setting up, checking and testing.
+#   make setup   venv in .venv/ (Python >= 3.12) with the pinned toolchain; checks the collections
+#   make lint    static checks only (yamllint, ansible-lint production, ruff, playbook syntax)
+#   make test    everything: system packages, test images, lint, pytest, molecule scenarios
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+# Same ansible.cfg for every run, wherever it starts from.
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+PLAYBOOKS := $(wildcard site.yml playbooks/*.yml tests/playbooks/*.yml)
+SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+
+.PHONY: setup system images lint syntax unit integration molecule test clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements.yml
+	@python=$$(scripts/find-python) && echo "controller python: $$python" && "$$python" -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/python scripts/check-collections.py requirements.yml
+	@touch $@
+
+system:
+	tests/ground/install-system-packages.sh
+
+images: system
+	tests/images/build.sh debian12
+	tests/images/build.sh debian13
+
+lint: setup syntax
+	yamllint --strict .
+	ansible-lint --profile production --offline
+	ruff check .
+	ruff format --check .
+
+syntax: setup
+	@for p in $(PLAYBOOKS); do ansible-playbook -i localhost, --syntax-check "$$p" >/dev/null && echo "syntax ok  $$p"; done
+
+unit: setup
+	pytest tests/unit
+
+integration: setup system images
+	pytest tests/integration
+
+molecule: setup system images
+	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; python -m tests.ground.molecule_run "$$s" test; done
+
+test: setup system images lint
+	pytest tests
+	$(MAKE) --no-print-directory molecule
+
+clean:
+	rm -rf .cache .pytest_cache .ruff_cache

@@ -1,0 +1,123 @@
+"""pytest fixtures for the proving ground: local EC2 API, download mirror, systemd test hosts.
+
+Each part also runs from the shell: python -m tests.ground.{ec2api,mirror,hosts} --help
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.ground import hosts as ground_hosts
+from tests.ground.ec2api import EC2Api
+from tests.ground.mirror import Mirror
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = ROOT / ".venv" / "bin"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def ec2api() -> Iterator[EC2Api]:
+    """One moto server for the session (started once: ~0.5 s)."""
+    api = EC2Api().start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+def aws_env(ec2api: EC2Api) -> dict[str, str]:
+    """A clean local EC2 API for this test, and the environment that points Ansible/boto3 at it."""
+    ec2api.reset()
+    return ec2api.env
+
+
+@pytest.fixture
+def ec2(aws_env):
+    import boto3
+
+    return boto3.client(
+        "ec2",
+        endpoint_url=aws_env["AWS_ENDPOINT_URL"],
+        region_name=aws_env["AWS_DEFAULT_REGION"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def run_ansible(
+    args: list[str], env: dict[str, str] | None = None, check: bool = True, cwd: Path = ROOT
+) -> subprocess.CompletedProcess:
+    """Run an ansible command from the venv with the project's ansible.cfg; output is kept for asserts."""
+    full_env = dict(os.environ)
+    full_env.update(
+        {
+            "PATH": f"{VENV_BIN}:{full_env.get('PATH', '')}",
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_NOCOLOR": "1",
+        }
+    )
+    full_env.update(env or {})
+    proc = subprocess.run(args, cwd=cwd, env=full_env, text=True, capture_output=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+        )
+    return proc
+
+
+@pytest.fixture(scope="session")
+def podman_network() -> str:
+    """The test hosts' podman network; returns the host's address on its bridge."""
+    if not shutil.which("podman"):
+        pytest.fail("podman is missing: run `make system` (tests/ground/install-system-packages.sh)")
+    return ground_hosts.ensure_network()
+
+
+@pytest.fixture(scope="session")
+def mirror_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("mirror")
+
+
+@pytest.fixture(scope="session")
+def mirror(mirror_root: Path, podman_network: str) -> Iterator[Mirror]:
+    """Download mirror on loopback and on the test network's bridge address (same port, same state)."""
+    m = Mirror(mirror_root, ("127.0.0.1", podman_network)).start()
+    m.bridge_url = m.url(podman_network)
+    yield m
+    m.stop()
+
+
+@pytest.fixture(scope="session")
+def ssh_key(tmp_path_factory) -> Path:
+    """A throwaway ed25519 key pair (private key 0400)."""
+    key = tmp_path_factory.mktemp("ssh") / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "gpubox-test", "-f", str(key)], check=True)
+    key.chmod(0o400)
+    return key
+
+
+@pytest.fixture(scope="session")
+def testhost_factory(podman_network: str, ssh_key: Path):
+    """Start systemd test hosts reachable over SSH on 127.0.0.1; all removed at the end of the session."""
+    started: list[ground_hosts.TestHost] = []
+
+    def start(name: str, image: str = "debian12") -> ground_hosts.TestHost:
+        host = ground_hosts.start_host(f"gpubox-test-{name}", image, pubkey=ssh_key.with_suffix(".pub").read_text())
+        started.append(host)
+        return host
+
+    yield start
+    for host in started:
+        host.remove()

@@ -1,0 +1,172 @@
+"""Local EC2 API: a moto server on 127.0.0.1 with validation on and stand-in Canonical Ubuntu images.
+
+Playbooks reach it only through AWS_ENDPOINT_URL and test credentials, exactly as they would reach AWS.
+
+Shell:  python -m tests.ground.ec2api [--port N]   # prints the environment to export, serves until ^C
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from importlib import resources
+from pathlib import Path
+
+from tests.ground.net import free_port, wait_http
+
+REGION = "us-west-2"
+CANONICAL = "099720109477"
+AMAZON = "898082745236"
+
+# Stand-ins for Canonical's public images (moto ships none for 22.04/24.04): two dated builds per
+# release so "latest" is really chosen, amd64 and arm64, names exactly as Canonical publishes them.
+_UBUNTU = [
+    ("jammy", "22.04", "hvm-ssd", "20250327"),
+    ("jammy", "22.04", "hvm-ssd", "20250516"),
+    ("noble", "24.04", "hvm-ssd-gp3", "20250305"),
+    ("noble", "24.04", "hvm-ssd-gp3", "20250610"),
+]
+
+
+def _ami_id(seed: str) -> str:
+    import hashlib
+
+    return "ami-" + hashlib.sha256(seed.encode()).hexdigest()[:17]
+
+
+def standin_images() -> list[dict]:
+    images = []
+    for codename, release, store, date in _UBUNTU:
+        for arch, ami_arch in (("amd64", "x86_64"), ("arm64", "arm64")):
+            name = f"ubuntu/images/{store}/ubuntu-{codename}-{release}-{arch}-server-{date}"
+            images.append(
+                {
+                    "ami_id": _ami_id(name),
+                    "state": "available",
+                    "public": True,
+                    "owner_id": CANONICAL,
+                    "image_location": f"{CANONICAL}/{name}",
+                    "sriov": "simple",
+                    "root_device_type": "ebs",
+                    "root_device_name": "/dev/sda1",
+                    "description": f"Canonical, Ubuntu, {release} LTS, {arch} {codename} image",
+                    "image_type": "machine",
+                    "platform": None,
+                    "architecture": ami_arch,
+                    "name": name,
+                    "virtualization_type": "hvm",
+                    "hypervisor": "xen",
+                }
+            )
+    # AWS Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04), as published by Amazon.
+    name = "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04) 20250523"
+    images.append(
+        {
+            "ami_id": _ami_id(name),
+            "state": "available",
+            "public": True,
+            "owner_id": AMAZON,
+            "image_location": f"amazon/{name}",
+            "sriov": "simple",
+            "root_device_type": "ebs",
+            "root_device_name": "/dev/sda1",
+            "description": "Supported EC2 instances: G4dn, G5, G6, Gr6, G6e, P4d, P4de, P5, P5e, P5en, P6-B200.",
+            "image_type": "machine",
+            "platform": None,
+            "architecture": "x86_64",
+            "name": name,
+            "virtualization_type": "hvm",
+            "hypervisor": "xen",
+        }
+    )
+    return images
+
+
+def amis_file(directory: Path) -> Path:
+    """moto's default images plus the stand-ins, as a MOTO_AMIS_PATH file."""
+    default = resources.files("moto.ec2").joinpath("resources/amis.json.gz").read_bytes()
+    path = Path(directory) / "amis.json"
+    path.write_text(json.dumps(json.loads(gzip.decompress(default)) + standin_images()))
+    return path
+
+
+def client_env(endpoint: str) -> dict[str, str]:
+    """What Ansible and boto3 need to talk to the local API instead of AWS."""
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+class EC2Api:
+    def __init__(self, port: int = 0, workdir: Path | None = None):
+        self.port = port or free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="gpubox-ec2api-")
+        self.workdir = Path(workdir or self._tmp.name)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> EC2Api:
+        env = dict(os.environ)
+        env.update(
+            MOTO_AMIS_PATH=str(amis_file(self.workdir)),
+            MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION="true",
+            MOTO_ENABLE_AMI_VALIDATION="true",
+            MOTO_ENABLE_KEYPAIR_VALIDATION="true",
+        )
+        log = open(self.workdir / "moto.log", "ab")  # noqa: SIM115 - lives as long as the server
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_http(self.endpoint + "/moto-api/", timeout=30)
+        return self
+
+    @property
+    def env(self) -> dict[str, str]:
+        return client_env(self.endpoint)
+
+    def reset(self) -> None:
+        req = urllib.request.Request(self.endpoint + "/moto-api/reset", method="POST")
+        urllib.request.urlopen(req, timeout=10).close()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        if self._tmp:
+            self._tmp.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    api = EC2Api(args.port).start()
+    for key, value in api.env.items():
+        print(f"export {key}={value}")
+    print(f"# local EC2 API on {api.endpoint}; ^C stops it", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        api.proc.wait()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        api.stop()
+
+
+if __name__ == "__main__":
+    main()

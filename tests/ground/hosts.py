@@ -1,0 +1,143 @@
+"""Test hosts: podman containers running systemd as PID 1, reachable like an EC2 box.
+
+Each has the user `ubuntu` with passwordless sudo, sshd with its own host keys, python3 and the host's
+extra CA certificates (see tests/images/build.sh). They sit on a podman network of their own; the host's
+address on that bridge is where they find the download mirror.
+
+Shell:
+  python -m tests.ground.hosts image debian12               # build (cached) and print the image
+  python -m tests.ground.hosts up box1 --ssh-port 2222 --pubkey ~/.ssh/id_ed25519.pub
+  python -m tests.ground.hosts down box1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.ground.net import free_port, wait_tcp
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "tests" / "images" / "build.sh"
+NETWORK = "gpubox-test"
+SUBNET = "10.89.77.0/24"
+LABEL = "org.gpubox.testhost=1"
+
+
+def podman(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:  # noqa: A002
+    return subprocess.run(["podman", *args], input=input, text=True, capture_output=True, check=check)
+
+
+def ensure_image(name: str = "debian12") -> str:
+    """Build the image if its recipe changed; return its reference."""
+    out = subprocess.run([str(BUILD), name], text=True, stdout=subprocess.PIPE, check=True).stdout
+    return out.strip().splitlines()[-1]
+
+
+def ensure_network(name: str = NETWORK, subnet: str = SUBNET) -> str:
+    """Create the test network once; return the host's (gateway) address on it."""
+    if podman("network", "exists", name, check=False).returncode != 0:
+        podman("network", "create", "--subnet", subnet, name)
+    info = json.loads(podman("network", "inspect", name).stdout)[0]
+    subnets = info.get("subnets") or [
+        r[0] for p in info.get("plugins", []) for r in p.get("ipam", {}).get("ranges", [])
+    ]
+    return subnets[0]["gateway"]
+
+
+@dataclass
+class TestHost:
+    name: str
+    ssh_port: int
+    address: str
+
+    def exec(self, *cmd: str, user: str = "root", input: str | None = None, check: bool = True):  # noqa: A002
+        return podman("exec", "-i", "--user", user, self.name, *cmd, input=input, check=check)
+
+    def authorize(self, pubkey: str, user: str = "ubuntu") -> None:
+        script = (
+            f"install -d -m 0700 -o {user} -g {user} ~{user}/.ssh && "
+            f"cat >> ~{user}/.ssh/authorized_keys && chown {user}: ~{user}/.ssh/authorized_keys && "
+            f"chmod 0600 ~{user}/.ssh/authorized_keys"
+        )
+        self.exec("sh", "-c", script, input=pubkey.strip() + "\n")
+
+    def remove(self) -> None:
+        podman("rm", "-f", "-t", "5", self.name, check=False)
+
+
+def start_host(
+    name: str,
+    image: str = "debian12",
+    ssh_port: int = 0,
+    network: str = NETWORK,
+    pubkey: str | None = None,
+    boot_timeout: float = 60,
+) -> TestHost:
+    ref = ensure_image(image)
+    ensure_network(network)
+    ssh_port = ssh_port or free_port()
+    podman("rm", "-f", "-t", "5", name, check=False)
+    podman(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--hostname",
+        name,
+        "--label",
+        LABEL,
+        "--network",
+        network,
+        "--publish",
+        f"127.0.0.1:{ssh_port}:22",
+        "--systemd",
+        "always",
+        ref,
+    )
+    host = TestHost(name, ssh_port, "")
+    deadline = time.monotonic() + boot_timeout
+    while True:  # systemd up (degraded is fine: a container lacks some hardware units)
+        state = host.exec("systemctl", "is-system-running", check=False).stdout.strip()
+        if state in ("running", "degraded"):
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name}: systemd still '{state}' after {boot_timeout:.0f} s")
+        time.sleep(0.3)
+    inspect = json.loads(podman("inspect", name).stdout)[0]
+    host.address = inspect["NetworkSettings"]["Networks"][network]["IPAddress"]
+    if pubkey:
+        host.authorize(pubkey)
+    wait_tcp("127.0.0.1", ssh_port)
+    return host
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    img = sub.add_parser("image", help="build (if needed) and print an image reference")
+    img.add_argument("name", choices=["debian12", "debian13"])
+    up = sub.add_parser("up", help="start a test host")
+    up.add_argument("name")
+    up.add_argument("--image", default="debian12", choices=["debian12", "debian13"])
+    up.add_argument("--ssh-port", type=int, default=0)
+    up.add_argument("--pubkey", type=Path, help="public key to authorize for 'ubuntu'")
+    down = sub.add_parser("down", help="remove a test host")
+    down.add_argument("name")
+    args = parser.parse_args(argv)
+    if args.cmd == "image":
+        print(ensure_image(args.name))
+    elif args.cmd == "up":
+        pubkey = args.pubkey.expanduser().read_text() if args.pubkey else None
+        host = start_host(args.name, args.image, args.ssh_port, pubkey=pubkey)
+        print(f"{host.name}: ssh -p {host.ssh_port} ubuntu@127.0.0.1  (bridge address {host.address})")
+    elif args.cmd == "down":
+        TestHost(args.name, 0, "").remove()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Run a molecule scenario with the download mirror up on its podman network.
+
+The scenario's platforms join a network of their own (`extra_opts: [--network=gpubox-mol-NAME]`, created
+here with a free subnet and left in place, so scenarios and pytest never share or delete a bridge). The mirror serves .cache/mirror/ (filled by tests/standins/build.sh when present)
+on 127.0.0.1 and on the bridge's gateway address; the scenario finds it through the environment:
+  GPUBOX_MIRROR_URL      http://<gateway>:<port>   (what the containers use)
+  GPUBOX_MIRROR_CONTROL  http://127.0.0.1:<port>   (fault injection from the controller)
+
+Shell:  python -m tests.ground.molecule_run SCENARIO [molecule command, default: test]
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.ground.hosts import ensure_network
+from tests.ground.mirror import Mirror
+
+ROOT = Path(__file__).resolve().parents[2]
+MIRROR_ROOT = ROOT / ".cache" / "mirror"
+STANDINS = ROOT / "tests" / "standins" / "build.sh"
+
+
+def scenario_network(scenario: str) -> str | None:
+    """The podman network the scenario's platforms join (`extra_opts: [--network=NAME]`), if any."""
+    platforms = yaml.safe_load((ROOT / "molecule" / scenario / "molecule.yml").read_text())["platforms"]
+    names = {o.split("=", 1)[1] for p in platforms for o in p.get("extra_opts", []) if o.startswith("--network=")}
+    if len(names) > 1:
+        raise SystemExit(f"molecule/{scenario}: all platforms must share one network, got {sorted(names)}")
+    return names.pop() if names else None
+
+
+def free_subnet() -> str:
+    """A 10.89.X.0/24 that no podman network uses yet."""
+    used = subprocess.run(["podman", "network", "ls", "--format", "{{range .Subnets}}{{.Subnet}} {{end}}"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    for x in range(100, 200):
+        subnet = f"10.89.{x}.0/24"
+        if subnet not in used:
+            return subnet
+    raise SystemExit("no free 10.89.X.0/24 subnet left for a test network")
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    scenario, command = argv[0], argv[1:] or ["test"]
+    MIRROR_ROOT.mkdir(parents=True, exist_ok=True)
+    (MIRROR_ROOT / "probe.txt").write_text("mirror ok\n")  # lets a scenario check that it reaches the mirror
+    if STANDINS.exists():
+        subprocess.run([str(STANDINS), str(MIRROR_ROOT)], check=True)
+    network = scenario_network(scenario)
+    gateway = None
+    if network:
+        if subprocess.run(["podman", "network", "exists", network]).returncode != 0:
+            ensure_network(network, free_subnet())
+        gateway = ensure_network(network)
+    mirror = Mirror(MIRROR_ROOT, ("127.0.0.1", gateway) if gateway else ("127.0.0.1",)).start()
+    env = dict(os.environ)
+    env["GPUBOX_MIRROR_URL"] = mirror.url(gateway or "127.0.0.1")
+    env["GPUBOX_MIRROR_CONTROL"] = mirror.url()
+    try:
+        return subprocess.run(["molecule", *command, "-s", scenario], cwd=ROOT, env=env).returncode
+    finally:
+        mirror.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
