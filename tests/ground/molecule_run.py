@@ -1,8 +1,9 @@
 """Run a molecule scenario with the download mirror up on its podman network.
 
 The scenario's platforms join a network of their own (`extra_opts: [--network=gpubox-mol-NAME]`, created
-here with a free subnet and left in place, so scenarios and pytest never share or delete a bridge). The mirror serves .cache/mirror/ (filled by tests/standins/build.sh when present)
-on 127.0.0.1 and on the bridge's gateway address; the scenario finds it through the environment:
+here with a free subnet and left in place, so scenarios and pytest never share or delete a bridge). The
+mirror serves .cache/mirror/ (filled by tests/standins/build.sh when present) on 127.0.0.1 and on the
+bridge's gateway address; the scenario finds it through the environment:
   GPUBOX_MIRROR_URL      http://<gateway>:<port>   (what the containers use)
   GPUBOX_MIRROR_CONTROL  http://127.0.0.1:<port>   (fault injection from the controller)
 
@@ -37,8 +38,12 @@ def scenario_network(scenario: str) -> str | None:
 
 def free_subnet() -> str:
     """A 10.89.X.0/24 that no podman network uses yet."""
-    used = subprocess.run(["podman", "network", "ls", "--format", "{{range .Subnets}}{{.Subnet}} {{end}}"],
-                          capture_output=True, text=True, check=True).stdout.split()
+    used = subprocess.run(
+        ["podman", "network", "ls", "--format", "{{range .Subnets}}{{.Subnet}} {{end}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for x in range(100, 200):
         subnet = f"10.89.{x}.0/24"
         if subnet not in used:
