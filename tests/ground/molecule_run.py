@@ -36,18 +36,21 @@ def scenario_network(scenario: str) -> str | None:
     return names.pop() if names else None
 
 
-def free_subnet() -> str:
-    """A 10.89.X.0/24 that no podman network uses yet."""
-    used = subprocess.run(
-        ["podman", "network", "ls", "--format", "{{range .Subnets}}{{.Subnet}} {{end}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+def create_network(name: str) -> None:
+    """Create `name` on a 10.89.X.0/24 that no podman network uses (retrying if another run took it first)."""
     for x in range(100, 200):
+        used = subprocess.run(
+            ["podman", "network", "ls", "--format", "{{range .Subnets}}{{.Subnet}} {{end}}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         subnet = f"10.89.{x}.0/24"
-        if subnet not in used:
-            return subnet
+        if subnet in used:
+            continue
+        made = subprocess.run(["podman", "network", "create", "--subnet", subnet, name], capture_output=True)
+        if made.returncode == 0 or subprocess.run(["podman", "network", "exists", name]).returncode == 0:
+            return
     raise SystemExit("no free 10.89.X.0/24 subnet left for a test network")
 
 
@@ -64,7 +67,7 @@ def main(argv: list[str]) -> int:
     gateway = None
     if network:
         if subprocess.run(["podman", "network", "exists", network]).returncode != 0:
-            ensure_network(network, free_subnet())
+            create_network(network)
         gateway = ensure_network(network)
     mirror = Mirror(MIRROR_ROOT, ("127.0.0.1", gateway) if gateway else ("127.0.0.1",)).start()
     env = dict(os.environ)
