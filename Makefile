@@ -39,7 +39,7 @@ lint: setup syntax
 	ruff format --check .
 
 syntax: setup
-	@for p in $(PLAYBOOKS); do ansible-playbook -i localhost, --syntax-check "$$p" >/dev/null && echo "syntax ok  $$p"; done
+	@for p in $(PLAYBOOKS); do ansible-playbook -i localhost, --syntax-check "$$p" >/dev/null || exit 1; echo "syntax ok  $$p"; done
 
 unit: setup
 	pytest tests/unit
