@@ -1,0 +1,159 @@
+"""ec2_gpu_quota: the GPU vCPU quota check, against botocore's Stubber (recorded API answers)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-west-2"
+
+
+def _load(name: str):
+    path = ROOT / "roles/ec2_preflight/library" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+quota = _load("ec2_gpu_quota")
+
+
+def _client(service):
+    return boto3.client(service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+
+
+@pytest.fixture
+def clients():
+    sq, ec2 = _client("service-quotas"), _client("ec2")
+    with Stubber(sq) as sq_stub, Stubber(ec2) as ec2_stub:
+        yield sq, ec2, sq_stub, ec2_stub
+        sq_stub.assert_no_pending_responses()
+        ec2_stub.assert_no_pending_responses()
+
+
+def _running(*instances):
+    """describe_instances answer with (type, lifecycle, cores, threads) instances."""
+    found = []
+    for n, (itype, lifecycle, cores, threads) in enumerate(instances):
+        inst = {"InstanceId": f"i-{n:017x}", "InstanceType": itype, "CpuOptions": {"CoreCount": cores}}
+        inst["CpuOptions"]["ThreadsPerCore"] = threads
+        if lifecycle:
+            inst["InstanceLifecycle"] = lifecycle
+        found.append(inst)
+    return {"Reservations": [{"Instances": found}]} if found else {"Reservations": []}
+
+
+def _quota(code, value):
+    return {"Quota": {"ServiceCode": "ec2", "QuotaCode": code, "Value": float(value)}}
+
+
+def test_quota_classes():
+    assert quota.quota_class("g4dn.xlarge") == "G"
+    assert quota.quota_class("g5g.2xlarge") == "G"
+    assert quota.quota_class("vt1.3xlarge") == "G"
+    assert quota.quota_class("p5.48xlarge") == "P"
+    assert quota.quota_class("t3.micro") is None
+
+
+def test_quota_too_low_is_refused_with_console_link(clients):
+    sq, ec2, sq_stub, ec2_stub = clients
+    # 4 vCPUs of G already running on-demand; a spot G box does not count against the on-demand quota.
+    ec2_stub.add_response(
+        "describe_instances",
+        _running(("g4dn.xlarge", None, 2, 2), ("g5.xlarge", "spot", 2, 2), ("t3.micro", None, 1, 2)),
+    )
+    sq_stub.add_response(
+        "get_service_quota", _quota("L-DB2E81BA", 8), {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA"}
+    )
+    boxes = [{"name": "big", "instance_type": "g4dn.2xlarge", "vcpus": 8, "market": "on-demand"}]
+
+    report, refusals, warnings = quota.check_quotas(sq, ec2, REGION, boxes)
+
+    assert warnings == []
+    assert report == [
+        {
+            "code": "L-DB2E81BA",
+            "name": "Running On-Demand G and VT instances",
+            "boxes": ["big"],
+            "requested": 8,
+            "in_use": 4,
+            "limit": 8,
+            "ok": False,
+        }
+    ]
+    (text,) = refusals
+    assert "'big' (g4dn.2xlarge, 8 vCPUs)" in text
+    assert "L-DB2E81BA" in text and "is 8" in text and "at least 12" in text
+    assert "https://us-west-2.console.aws.amazon.com/servicequotas/home/services/ec2/quotas/L-DB2E81BA" in text
+
+
+def test_zero_quota_for_p_spot_is_refused(clients):
+    sq, ec2, sq_stub, ec2_stub = clients
+    ec2_stub.add_response("describe_instances", _running())
+    sq_stub.add_response(
+        "get_service_quota", _quota("L-7212CCBC", 0), {"ServiceCode": "ec2", "QuotaCode": "L-7212CCBC"}
+    )
+    boxes = [{"name": "h100", "instance_type": "p5.48xlarge", "vcpus": 192, "market": "spot"}]
+
+    _, refusals, _ = quota.check_quotas(sq, ec2, REGION, boxes)
+
+    assert len(refusals) == 1
+    assert "L-7212CCBC (All P Spot Instance Requests)" in refusals[0]
+    assert "is 0" in refusals[0] and "'h100'" in refusals[0]
+
+
+def test_enough_quota_passes_and_sums_boxes_per_quota(clients):
+    sq, ec2, sq_stub, ec2_stub = clients
+    ec2_stub.add_response("describe_instances", _running())
+    # sorted by (market, class): on-demand G, then spot G
+    sq_stub.add_response(
+        "get_service_quota", _quota("L-DB2E81BA", 8), {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA"}
+    )
+    sq_stub.add_response(
+        "get_service_quota", _quota("L-3819A6DF", 4), {"ServiceCode": "ec2", "QuotaCode": "L-3819A6DF"}
+    )
+    boxes = [
+        {"name": "a", "instance_type": "g4dn.xlarge", "vcpus": 4, "market": "on-demand"},
+        {"name": "b", "instance_type": "g4dn.xlarge", "vcpus": 4, "market": "on-demand"},
+        {"name": "c", "instance_type": "g4dn.xlarge", "vcpus": 4, "market": "spot"},
+        {"name": "cpu", "instance_type": "t3.micro", "vcpus": 2, "market": "on-demand"},
+    ]
+
+    report, refusals, warnings = quota.check_quotas(sq, ec2, REGION, boxes)
+
+    assert refusals == [] and warnings == []
+    assert [(q["code"], q["requested"], q["ok"]) for q in report] == [("L-DB2E81BA", 8, True), ("L-3819A6DF", 4, True)]
+
+
+@pytest.mark.parametrize(
+    "code, message",
+    [
+        ("NoSuchResourceException", "This service is not available in the current Region."),
+        ("AccessDeniedException", "User is not authorized to perform servicequotas:GetServiceQuota"),
+    ],
+)
+def test_quota_api_unavailable_warns_and_goes_on(clients, code, message):
+    sq, ec2, sq_stub, ec2_stub = clients
+    ec2_stub.add_response("describe_instances", _running())
+    sq_stub.add_client_error("get_service_quota", service_error_code=code, service_message=message)
+    boxes = [{"name": "d2l", "instance_type": "g4dn.xlarge", "vcpus": 4, "market": "on-demand"}]
+
+    report, refusals, warnings = quota.check_quotas(sq, ec2, REGION, boxes)
+
+    assert refusals == []
+    assert report[0]["limit"] is None and report[0]["ok"] is None
+    (text,) = warnings
+    assert code in text and "L-DB2E81BA" in text and "Going on" in text
+    assert "servicequotas/home/services/ec2/quotas/L-DB2E81BA" in text
+
+
+def test_no_gpu_family_needs_no_api_call(clients):
+    sq, ec2, _, _ = clients
+    boxes = [{"name": "cpu", "instance_type": "t3.micro", "vcpus": 2, "market": "on-demand"}]
+    assert quota.check_quotas(sq, ec2, REGION, boxes) == ([], [], [])
