@@ -115,7 +115,7 @@ def render(tmp_path, extra: dict) -> dict:
     [
         ("pytorch", ["torch==2.5.1", "torchvision==0.20.1"]),
         ("tensorflow", ["tensorflow[and-cuda]==2.15.1", "tensorflow-probability==0.23.0"]),
-        ("jax", ["jax[cuda12]==0.4.30", "flax==0.8.5"]),
+        ("jax", ["jax[cuda12]==0.4.30", "flax==0.8.5", "orbax-checkpoint==0.6.4"]),
         ("mxnet", ["mxnet==1.9.1"]),
         ("none", []),
     ],
