@@ -1,0 +1,154 @@
+"""Reliability of the cuda role on a systemd host reached over SSH as `ubuntu`, run through
+playbooks/configure.yml with `--tags cuda`, against the stand-in NVIDIA repository on the test mirror
+(tests/standins/nvidia/build.sh). The host has no GPU, so the role installs the toolkit only.
+
+- a key with the wrong fingerprint: a clear failure naming it, and no key or source left behind;
+- the mirror answers 503 twice for the key: the download is retried and succeeds;
+- the dpkg lock held for 30 s when the run starts: the run waits for it and succeeds;
+- drift: /etc/profile.d/cuda.sh removed and a CUDA package removed → rerun with --tags cuda → repaired →
+  a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, run_ansible
+
+DISTRO = "debian12"
+REPO = f"/nvidia/{DISTRO}/x86_64"
+LOCK_SECONDS = 30
+
+# Holds dpkg's locks the way apt and unattended-upgrades do (POSIX record locks on lock-frontend and lock),
+# writes when it got them and when it lets them go.
+LOCK_HOLDER = f"""
+import fcntl, time
+files = [open(p, "w") for p in ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock")]
+for f in files:
+    fcntl.lockf(f, fcntl.LOCK_EX)
+open("/run/gpubox-lock-held", "w").write(str(time.time()))
+time.sleep({LOCK_SECONDS})
+open("/run/gpubox-lock-released", "w").write(str(time.time()))
+"""
+
+
+def hold_dpkg_lock(host) -> None:
+    """Start the lock holder in the host and return once it holds the locks (bounded wait)."""
+    subprocess.run(["podman", "exec", "-d", host.name, "python3", "-c", LOCK_HOLDER], check=True)
+    deadline = time.monotonic() + 20
+    while host.exec("test", "-f", "/run/gpubox-lock-held", check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the dpkg lock holder did not start"
+        time.sleep(0.2)
+
+
+def changed_count(stdout: str) -> int:
+    return sum(int(n) for n in re.findall(r"changed=(\d+)", stdout.split("PLAY RECAP")[-1]))
+
+
+@pytest.fixture(scope="module")
+def standin(mirror_root: Path) -> str:
+    """The stand-in repository on the mirror; returns its signing key's fingerprint."""
+    subprocess.run([str(ROOT / "tests" / "standins" / "nvidia" / "build.sh"), str(mirror_root)], check=True)
+    return (mirror_root / "nvidia" / "signing-key.fingerprint").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def box(testhost_factory, ssh_key, mirror, standin, tmp_path_factory):
+    """A fresh Debian 12 host and a function that runs configure.yml --tags cuda on it."""
+    host = testhost_factory("cuda-reliability", image=DISTRO)
+    tmp = tmp_path_factory.mktemp("cuda-reliability")
+    inventory = tmp / "hosts.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "gpubox": {
+                    "hosts": {
+                        "box": {
+                            "ansible_host": "127.0.0.1",
+                            "ansible_port": host.ssh_port,
+                            "ansible_user": "ubuntu",
+                            "ansible_ssh_private_key_file": str(ssh_key),
+                            "ansible_ssh_common_args": f"-o UserKnownHostsFile={tmp}/known_hosts",
+                        }
+                    }
+                }
+            }
+        )
+    )
+
+    playbook = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / "configure.yml")]
+
+    def configure(check: bool = True, **variables):
+        extra = {
+            "gpubox_boot_timeout": 120,
+            "cuda_repo_base_url": f"{mirror.bridge_url}/nvidia",
+            "cuda_repo_key_fingerprint": standin,
+            **variables,
+        }
+        return run_ansible(
+            [*playbook, "--tags", "cuda", "-e", json.dumps(extra)],
+            env={"ANSIBLE_CACHE_PLUGIN": "memory", "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"},
+            check=check,
+        )
+
+    return host, configure
+
+
+def test_wrong_key_is_refused_and_removed(box, standin):
+    host, configure = box
+    wrong = "0123456789ABCDEF0123456789ABCDEF" + standin[-8:]  # same file name, another fingerprint
+    proc = configure(check=False, cuda_repo_key_fingerprint=wrong)
+    assert proc.returncode != 0
+    failures = [json.loads(line.split("=> ", 1)[1]) for line in proc.stdout.splitlines() if line.startswith("fatal:")]
+    msg = " ".join(f.get("msg", "") for f in failures)
+    assert wrong in msg and standin in msg and f"{REPO}/{standin[-8:].lower()}.pub" in msg
+    assert host.exec("test", "-e", "/etc/apt/keyrings/nvidia-cuda.asc", check=False).returncode != 0
+    assert host.exec("test", "-e", "/etc/apt/sources.list.d/cuda.sources", check=False).returncode != 0
+
+
+def test_lock_held_and_flaky_mirror_at_start(box, mirror, standin):
+    host, configure = box
+    key_path = f"{REPO}/{standin[-8:].lower()}.pub"
+    mirror.reset()
+    mirror.fault(key_path, count=2, status=503)
+    hold_dpkg_lock(host)
+    started = time.time()
+    proc = configure()
+    # The lock was still held when the run began, and apt installed only after it was released.
+    assert host.exec("test", "-f", "/run/gpubox-lock-released").returncode == 0
+    released = float(host.exec("cat", "/run/gpubox-lock-released").stdout)
+    assert released - started > 5, "the run started too late to meet the held lock"
+    first_install = host.exec("sh", "-c", "grep -m1 ' install cuda-' /var/log/dpkg.log").stdout
+    installed_at = calendar.timegm(time.strptime(first_install[:19], "%Y-%m-%d %H:%M:%S"))  # the host logs UTC
+    assert installed_at >= int(released), (first_install, released)
+    # The key download met two 503s, was retried, and got the key.
+    assert [r["status"] for r in mirror.requests(key_path)] == [503, 503, 200]
+    # No GPU here: the toolkit only, and the run says so.
+    assert "No NVIDIA GPU on the PCI bus of box: the CUDA toolkit only" in proc.stdout
+    assert host.exec("dpkg-query", "-W", "-f=${Status}", "cuda-toolkit-12-8").stdout == "install ok installed"
+    assert host.exec("dpkg-query", "-W", "nvidia-open-580", check=False).returncode != 0
+
+
+def test_drift_repaired_by_rerunning_the_role(box):
+    host, configure = box
+    host.exec("rm", "/etc/profile.d/cuda.sh")
+    host.exec("sh", "-c", "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q cuda-nvcc-12-8 >/dev/null")
+    assert host.exec("test", "-e", "/usr/local/cuda-12.8/bin/nvcc", check=False).returncode != 0
+
+    repaired = configure()
+    assert changed_count(repaired.stdout) > 0
+    for package in ("cuda-toolkit-12-8", "cuda-nvcc-12-8"):
+        assert host.exec("dpkg-query", "-W", "-f=${Status}", package).stdout == "install ok installed"
+    login = host.exec("sudo", "-u", "ubuntu", "bash", "-lc", "nvcc --version")
+    assert "release 12.8," in login.stdout
+
+    again = configure()
+    assert changed_count(again.stdout) == 0, again.stdout[-3000:]
