@@ -1,0 +1,127 @@
+"""Reliability of the base role on a systemd host reached over SSH as `ubuntu`, run through
+playbooks/configure.yml with `--tags base`:
+
+- the dpkg lock held for 30 s when the run starts (unattended-upgrades on a fresh EC2 boot): the run waits
+  for it and succeeds;
+- drift: password login turned back on (in the role's drop-in, in sshd_config and in a cloud-init style
+  drop-in) → rerun with --tags base → keys only again → a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import re
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, run_ansible
+
+LOCK_SECONDS = 30
+LOCK_HOLDER = f"""
+import fcntl, time
+files = [open(p, "w") for p in ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock")]
+for f in files:
+    fcntl.lockf(f, fcntl.LOCK_EX)
+open("/run/gpubox-lock-held", "w").write(str(time.time()))
+time.sleep({LOCK_SECONDS})
+open("/run/gpubox-lock-released", "w").write(str(time.time()))
+"""
+
+
+def changed_count(stdout: str) -> int:
+    return sum(int(n) for n in re.findall(r"changed=(\d+)", stdout.split("PLAY RECAP")[-1]))
+
+
+def effective(host) -> set[str]:
+    return set(host.exec("sshd", "-T", "-C", "user=ubuntu,host=x,addr=127.0.0.1").stdout.splitlines())
+
+
+def password_offered(host, tmp_path) -> str:
+    """What sshd answers `ubuntu` over a real connection when no key is offered."""
+    options = ["BatchMode=yes", "PubkeyAuthentication=no", f"UserKnownHostsFile={tmp_path}/known_hosts"]
+    options.append("StrictHostKeyChecking=accept-new")
+    out = subprocess.run(
+        ["ssh", "-p", str(host.ssh_port), *(a for o in options for a in ("-o", o)), "ubuntu@127.0.0.1", "true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return out.stderr
+
+
+@pytest.fixture(scope="module")
+def box(testhost_factory, ssh_key, tmp_path_factory):
+    host = testhost_factory("base-reliability", image="debian13")
+    tmp = tmp_path_factory.mktemp("base-reliability")
+    inventory = tmp / "hosts.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "gpubox": {
+                    "hosts": {
+                        "box": {
+                            "ansible_host": "127.0.0.1",
+                            "ansible_port": host.ssh_port,
+                            "ansible_user": "ubuntu",
+                            "ansible_ssh_private_key_file": str(ssh_key),
+                            "ansible_ssh_common_args": f"-o UserKnownHostsFile={tmp}/known_hosts",
+                        }
+                    }
+                }
+            }
+        )
+    )
+
+    playbook = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / "configure.yml")]
+
+    def configure():
+        return run_ansible(
+            [*playbook, "--tags", "base", "-e", json.dumps({"gpubox_boot_timeout": 120})],
+            env={"ANSIBLE_CACHE_PLUGIN": "memory"},
+        )
+
+    return host, configure, tmp
+
+
+def test_first_run_waits_for_the_dpkg_lock(box):
+    host, configure, _ = box
+    subprocess.run(["podman", "exec", "-d", host.name, "python3", "-c", LOCK_HOLDER], check=True)
+    deadline = time.monotonic() + 20
+    while host.exec("test", "-f", "/run/gpubox-lock-held", check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the dpkg lock holder did not start"
+        time.sleep(0.2)
+    started = time.time()
+    configure()
+    released = float(host.exec("cat", "/run/gpubox-lock-released").stdout)
+    assert released - started > 5, "the run started too late to meet the held lock"
+    first_install = host.exec("sh", "-c", "grep -m1 ' install ' /var/log/dpkg.log").stdout
+    installed_at = calendar.timegm(time.strptime(first_install[:19], "%Y-%m-%d %H:%M:%S"))  # the host logs UTC
+    assert installed_at >= int(released), (first_install, released)
+    assert host.exec("dpkg-query", "-W", "-f=${Status}", "build-essential").stdout == "install ok installed"
+
+
+def test_password_login_drift_repaired(box, tmp_path):
+    host, configure, _ = box
+    assert "passwordauthentication no" in effective(host)
+    host.exec(
+        "sed", "-i", "s/^PasswordAuthentication no/PasswordAuthentication yes/", "/etc/ssh/sshd_config.d/00-gpubox.conf"
+    )
+    host.exec("sed", "-i", "1i PasswordAuthentication yes", "/etc/ssh/sshd_config")  # before the Include: wins
+    host.exec("sed", "-i", "1i PermitRootLogin yes", "/etc/ssh/sshd_config")
+    host.exec("sh", "-c", "echo 'PasswordAuthentication yes' > /etc/ssh/sshd_config.d/50-cloud-init.conf")
+    host.exec("systemctl", "reload", "ssh")
+    assert {"passwordauthentication yes", "permitrootlogin yes"} <= effective(host)
+    assert "password" in password_offered(host, tmp_path)
+
+    repaired = configure()
+    assert changed_count(repaired.stdout) > 0
+    assert {"passwordauthentication no", "permitrootlogin no", "kbdinteractiveauthentication no"} <= effective(host)
+    offered = password_offered(host, tmp_path)
+    assert "Permission denied (publickey)" in offered, offered
+
+    again = configure()
+    assert changed_count(again.stdout) == 0, again.stdout[-3000:]
