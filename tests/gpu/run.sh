@@ -53,11 +53,14 @@ say "NVIDIA PCI functions: $(grep -lx 0x10de /sys/bus/pci/devices/*/vendor 2>/de
 # permission), say so and check the rest.
 persistence=true
 if nvidia-smi --query-gpu=persistence_mode --format=csv,noheader 2>/dev/null | grep -q Disabled; then
-  if ! pm=$(nvidia-smi -pm 1 2>&1); then
+  pm=$(nvidia-smi -pm 1 2>&1)
+  if nvidia-smi --query-gpu=persistence_mode --format=csv,noheader 2>/dev/null | grep -q Disabled; then
     persistence=false
     say "persistence mode cannot be set here ($pm): checked with cuda_persistence_mode=false"
   else
-    say "persistence mode: turned on before the run ($pm)"
+    # Back off, so that the role's own task is the one that turns it on in run 1.
+    nvidia-smi -pm 0 >/dev/null 2>&1
+    say "persistence mode: off, and settable here"
   fi
 fi
 
