@@ -37,6 +37,7 @@ if [[ ! -f $cache/.recipe ]]; then
   trap 'gpgconf --homedir "$work/gnupg" --kill all 2>/dev/null || true; rm -rf "$work"' EXIT
   export GNUPGHOME=$work/gnupg
   install -d -m 0700 "$GNUPGHOME"
+  printf 'quiet\ntrust-model always\n' >"$GNUPGHOME/gpg.conf"   # a throwaway key: no trust database chatter
   gpg --batch --quiet --pinentry-mode loopback --passphrase '' \
     --quick-generate-key 'gpubox stand-in cudatools <cudatools@gpubox.invalid>' rsa3072 sign 1y
   fpr=$(gpg --batch --with-colons --list-keys | awk -F: '$1 == "fpr" {print $10; exit}')
@@ -172,10 +173,16 @@ Provides: nvidia-driver-$b-any"
   done
   echo "$fpr" >"$stage/signing-key.fingerprint"
   echo "$recipe" >"$stage/.recipe"
-  rm -rf "$cache"
   mkdir -p "$(dirname "$cache")"
-  mv "$stage" "$cache"
+  # A build running at the same time may have put its repository there first: then that one is used.
+  mv -T "$stage" "$cache" 2>/dev/null || [[ -f $cache/.recipe ]]
 fi
-rm -rf "$out/nvidia"
+# Replace OUTDIR/nvidia in one step, so that a mirror serving it never sees half a repository.
 mkdir -p "$out"
-cp -a "$cache" "$out/nvidia"
+tmp=$(mktemp -d "$out/.nvidia.XXXXXX")
+cp -a "$cache/." "$tmp/"
+chmod 0755 "$tmp"
+old=$out/.nvidia.old.$$
+[[ -e $out/nvidia ]] && mv -T "$out/nvidia" "$old"
+mv -T "$tmp" "$out/nvidia"
+rm -rf "$old"
