@@ -27,6 +27,12 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
 
 
+@pytest.fixture(autouse=True)
+def _own_fact_cache(tmp_path, monkeypatch):
+    """Each test gets its own fact cache: host names repeat across tests, their hosts do not."""
+    monkeypatch.setenv("ANSIBLE_CACHE_PLUGIN_CONNECTION", str(tmp_path / "facts"))
+
+
 @pytest.fixture(scope="session")
 def ec2api() -> Iterator[EC2Api]:
     """One moto server for the session (started once: ~0.5 s)."""
