@@ -24,6 +24,7 @@ REFUSALS = [
     ("typo-key", {"gpubox_boxes": _box(instnce_type="g5.xlarge")}, ["instnce_type"]),
     ("market", {"gpubox_boxes": _box(market="reserved")}, ["'reserved'", "on-demand, spot"]),
     ("volume", {"gpubox_boxes": _box(volume_size=20)}, ["volume_size 20", "30"]),
+    ("project", {"gpubox_project": "my project!"}, ["gpubox_project", "my project!"]),
     ("cidr", {"gpubox_ssh_cidr": "10.1.2.300/33"}, ["10.1.2.300/33", "gpubox_ssh_cidr"]),
     ("image-alias", {"gpubox_boxes": _box(image="ubuntu-20.04")}, ["ubuntu-20.04", "ubuntu-24.04"]),
     ("image-my", {"gpubox_boxes": _box(image="my:never-baked")}, ["my:never-baked", "image.yml"]),
