@@ -36,6 +36,15 @@ def changed_count(stdout: str) -> int:
     return sum(int(n) for n in re.findall(r"changed=(\d+)", stdout.split("PLAY RECAP")[-1]))
 
 
+def failure_messages(proc) -> str:
+    """The messages of the failed tasks (ansible-core prints the task's source under them too)."""
+    return " ".join(
+        json.loads(line.split("=> ", 1)[1]).get("msg", "")
+        for line in proc.stdout.splitlines()
+        if line.startswith("fatal:")
+    )
+
+
 def effective(host) -> set[str]:
     return set(host.exec("sshd", "-T", "-C", "user=ubuntu,host=x,addr=127.0.0.1").stdout.splitlines())
 
@@ -78,10 +87,11 @@ def box(testhost_factory, ssh_key, tmp_path_factory):
 
     playbook = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / "configure.yml")]
 
-    def configure():
+    def configure(check: bool = True, **variables):
         return run_ansible(
-            [*playbook, "--tags", "base", "-e", json.dumps({"gpubox_boot_timeout": 120})],
-            env={"ANSIBLE_CACHE_PLUGIN": "memory"},
+            [*playbook, "--tags", "base", "-e", json.dumps({"gpubox_boot_timeout": 120, **variables})],
+            env={"ANSIBLE_CACHE_PLUGIN": "memory", "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"},
+            check=check,
         )
 
     return host, configure, tmp
@@ -125,3 +135,27 @@ def test_password_login_drift_repaired(box, tmp_path):
 
     again = configure()
     assert changed_count(again.stdout) == 0, again.stdout[-3000:]
+
+
+def test_no_lockout_of_a_user_without_a_key(box):
+    """Hardening sshd for a login user who has no authorized key would lock them out: refused, unchanged."""
+    host, configure, _ = box
+    host.exec("useradd", "--create-home", "--shell", "/bin/bash", "keyless")
+    before = host.exec("cat", "/etc/ssh/sshd_config.d/00-gpubox.conf").stdout
+    proc = configure(check=False, gpubox_user="keyless")
+    assert proc.returncode != 0
+    msg = failure_messages(proc)
+    assert "/home/keyless/.ssh/authorized_keys" in msg and "base_sshd_require_user_key" in msg, msg
+    assert host.exec("cat", "/etc/ssh/sshd_config.d/00-gpubox.conf").stdout == before
+
+    proc = configure(check=False, gpubox_user="nosuchuser")
+    assert proc.returncode != 0
+    assert "base_user 'nosuchuser' does not exist" in failure_messages(proc)
+
+
+def test_wrong_type_refused_by_argument_spec(box):
+    _, configure, _ = box
+    proc = configure(check=False, base_apt_cache_valid_time="an hour")
+    assert proc.returncode != 0
+    msg = failure_messages(proc)
+    assert "base_apt_cache_valid_time" in msg and "int" in msg, msg
