@@ -6,13 +6,17 @@ stopped box and an untagged instance) -> list -> start -> image and relaunch fro
 
 from __future__ import annotations
 
+import base64
 import json
 import stat
 import subprocess
+import urllib.parse
+import urllib.request
 
 import pytest
 
 from tests.conftest import ROOT, run_ansible
+from tests.ground.ec2api import EC2Api
 from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, tags, unsafe
 
 PROJECT = "pytest-gpubox"
@@ -26,22 +30,51 @@ USER_SSH_CONFIG = "Host mine\n    HostName mine.example.invalid\n    User me\n"
 
 
 @pytest.fixture(scope="module")
-def story(ec2api, tmp_path_factory):
-    ec2api.reset()
+def api(tmp_path_factory):
+    """A local EC2 API of this story's own that records the requests it gets (to see what was asked of it)."""
+    recording = tmp_path_factory.mktemp("recording") / "requests.jsonl"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MOTO_RECORDER_FILEPATH", str(recording))
+        server = EC2Api().start()
+    urllib.request.urlopen(
+        urllib.request.Request(server.endpoint + "/moto-api/recorder/start-recording", method="POST"), timeout=10
+    ).close()
+    yield server
+    server.stop()
+
+
+def recorded(api, action: str) -> list[dict[str, list[str]]]:
+    """The form parameters of every recorded EC2 request of this action."""
+    with urllib.request.urlopen(api.endpoint + "/moto-api/recorder/download-recording", timeout=10) as answer:
+        lines = answer.read().decode().splitlines()
+    found = []
+    for line in filter(None, lines):
+        entry = json.loads(line)
+        body = entry.get("body") or ""
+        if entry.get("body_encoded"):
+            body = base64.b64decode(body).decode()
+        params = urllib.parse.parse_qs(body)
+        if params.get("Action") == [action]:
+            found.append(params)
+    return found
+
+
+@pytest.fixture(scope="module")
+def story(api, tmp_path_factory):
     home = tmp_path_factory.mktemp("story") / "home"
-    env = home_env(ec2api.env, home)
+    env = home_env(api.env, home)
     (home / ".ssh").mkdir(mode=0o700)
     (home / ".ssh" / "config").write_text(USER_SSH_CONFIG)
     return {"env": env, "home": home}
 
 
 @pytest.fixture(scope="module")
-def ec2m(ec2api):
+def ec2m(api):
     import boto3
 
     return boto3.client(
         "ec2",
-        endpoint_url=ec2api.endpoint,
+        endpoint_url=api.endpoint,
         region_name="us-west-2",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
@@ -155,7 +188,7 @@ def test_second_provision_changes_nothing(story, ec2m):
     assert counts(ec2m) == before
 
 
-def test_spot_box_is_persistent_tagged_and_single(story, ec2m):
+def test_spot_box_is_persistent_tagged_and_single(story, ec2m, api):
     beta = box(ec2m, "beta")
     assert beta.get("InstanceLifecycle") == "spot"
     assert tags(beta)["Name"] == "beta" and tags(beta)["ManagedBy"] == "gpubox"
@@ -167,8 +200,22 @@ def test_spot_box_is_persistent_tagged_and_single(story, ec2m):
     assert request["InstanceInterruptionBehavior"] == "stop"
     assert tags(request)["Name"] == "beta" and tags(request)["Project"] == PROJECT
     assert beta["MetadataOptions"]["HttpTokens"] == "required"
-    # The local API neither keeps nor applies a spot request's block devices (AWS does), so the spot box's root
-    # volume size, type and encryption cannot be asserted here; the on-demand boxes' are, above.
+    # The local API neither keeps nor applies a spot request's block devices and groups (AWS does): what gpubox
+    # asked for is read from the requests the API recorded.
+    (asked,) = recorded(api, "RequestSpotInstances")
+    spec = {k: v[0] for k, v in asked.items()}
+    assert spec["Type"] == "persistent" and spec["InstanceInterruptionBehavior"] == "stop"
+    device = "LaunchSpecification.BlockDeviceMapping.1."
+    assert spec[device + "DeviceName"] == beta["RootDeviceName"]
+    assert spec[device + "Ebs.VolumeSize"] == "80"
+    assert spec[device + "Ebs.VolumeType"] == "gp3"
+    assert spec[device + "Ebs.Encrypted"] == "true"
+    assert spec[device + "Ebs.DeleteOnTermination"] == "true"
+    eni = "LaunchSpecification.NetworkInterface.1."
+    group = ec2m.describe_security_groups(Filters=[{"Name": "tag:Project", "Values": [PROJECT]}])["SecurityGroups"][0]
+    assert spec[eni + "SecurityGroupId.1"] == group["GroupId"]
+    assert spec[eni + "AssociatePublicIpAddress"] == "true"
+    assert [g["GroupId"] for g in beta["SecurityGroups"]] == [group["GroupId"]]
 
 
 def test_inventory_lists_running_managed_boxes_only(story, ec2m):
