@@ -5,8 +5,8 @@ playbooks/configure.yml with `--tags cuda`, against the stand-in NVIDIA reposito
 - a key with the wrong fingerprint: a clear failure naming it, and no key or source left behind;
 - the mirror answers 503 twice for the key: the download is retried and succeeds;
 - the dpkg lock held for 30 s when the run starts: the run waits for it and succeeds;
-- drift: /etc/profile.d/cuda.sh removed and a CUDA package removed → rerun with --tags cuda → repaired →
-  a second run changes nothing.
+- drift: /etc/profile.d/cuda.sh removed, a CUDA package removed and a cuda-keyring style source for the
+  same repository added → rerun with --tags cuda → repaired → a second run changes nothing.
 """
 
 from __future__ import annotations
@@ -137,14 +137,21 @@ def test_lock_held_and_flaky_mirror_at_start(box, mirror, standin):
     assert host.exec("dpkg-query", "-W", "nvidia-open-580", check=False).returncode != 0
 
 
-def test_drift_repaired_by_rerunning_the_role(box):
+def test_drift_repaired_by_rerunning_the_role(box, mirror):
     host, configure = box
     host.exec("rm", "/etc/profile.d/cuda.sh")
+    # What cuda-keyring leaves behind: the same repository with another Signed-By (apt refuses the conflict).
+    keyring_list = f"/etc/apt/sources.list.d/cuda-{DISTRO}-x86_64.list"
+    line = f"deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] {mirror.bridge_url}{REPO}/ /"
     host.exec("sh", "-c", "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q cuda-nvcc-12-8 >/dev/null")
+    host.exec("sh", "-c", f"echo '{line}' > {keyring_list}")
+    conflict = host.exec("apt-get", "update", check=False)
+    assert conflict.returncode != 0 and "Signed-By" in conflict.stderr, conflict.stderr
     assert host.exec("test", "-e", "/usr/local/cuda-12.8/bin/nvcc", check=False).returncode != 0
 
     repaired = configure()
     assert changed_count(repaired.stdout) > 0
+    assert host.exec("test", "-e", keyring_list, check=False).returncode != 0
     for package in ("cuda-toolkit-12-8", "cuda-nvcc-12-8"):
         assert host.exec("dpkg-query", "-W", "-f=${Status}", package).stdout == "install ok installed"
     login = host.exec("sudo", "-u", "ubuntu", "bash", "-lc", "nvcc --version")
