@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.ground import hosts as ground_hosts
 from tests.ground.ec2api import EC2Api
@@ -81,6 +82,19 @@ def run_ansible(
             f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
         )
     return proc
+
+
+def ssh_inventory(path: Path, host: ground_hosts.TestHost, key: Path, group: str = "gpubox") -> Path:
+    """An inventory with the test host as `box` in `group`, reached over SSH as ubuntu, like an EC2 box."""
+    box = {
+        "ansible_host": "127.0.0.1",
+        "ansible_port": host.ssh_port,
+        "ansible_user": "ubuntu",
+        "ansible_ssh_private_key_file": str(key),
+        "ansible_ssh_common_args": f"-o UserKnownHostsFile={path.parent}/known_hosts",
+    }
+    path.write_text(yaml.safe_dump({group: {"hosts": {"box": box}}}))
+    return path
 
 
 @pytest.fixture(scope="session")

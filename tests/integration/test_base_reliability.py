@@ -16,9 +16,8 @@ import subprocess
 import time
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, run_ansible
+from tests.conftest import ROOT, run_ansible, ssh_inventory
 
 LOCK_SECONDS = 30
 LOCK_HOLDER = f"""
@@ -66,24 +65,7 @@ def password_offered(host, tmp_path) -> str:
 def box(testhost_factory, ssh_key, tmp_path_factory):
     host = testhost_factory("base-reliability", image="debian13")
     tmp = tmp_path_factory.mktemp("base-reliability")
-    inventory = tmp / "hosts.yml"
-    inventory.write_text(
-        yaml.safe_dump(
-            {
-                "gpubox": {
-                    "hosts": {
-                        "box": {
-                            "ansible_host": "127.0.0.1",
-                            "ansible_port": host.ssh_port,
-                            "ansible_user": "ubuntu",
-                            "ansible_ssh_private_key_file": str(ssh_key),
-                            "ansible_ssh_common_args": f"-o UserKnownHostsFile={tmp}/known_hosts",
-                        }
-                    }
-                }
-            }
-        )
-    )
+    inventory = ssh_inventory(tmp / "hosts.yml", host, ssh_key)
 
     playbook = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / "configure.yml")]
 

@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, run_ansible
+from tests.conftest import ROOT, run_ansible, ssh_inventory
 
 DISTRO = "debian12"
 REPO = f"/nvidia/{DISTRO}/x86_64"
@@ -65,24 +64,7 @@ def box(testhost_factory, ssh_key, mirror, standin, tmp_path_factory):
     """A fresh Debian 12 host and a function that runs configure.yml --tags cuda on it."""
     host = testhost_factory("cuda-reliability", image=DISTRO)
     tmp = tmp_path_factory.mktemp("cuda-reliability")
-    inventory = tmp / "hosts.yml"
-    inventory.write_text(
-        yaml.safe_dump(
-            {
-                "gpubox": {
-                    "hosts": {
-                        "box": {
-                            "ansible_host": "127.0.0.1",
-                            "ansible_port": host.ssh_port,
-                            "ansible_user": "ubuntu",
-                            "ansible_ssh_private_key_file": str(ssh_key),
-                            "ansible_ssh_common_args": f"-o UserKnownHostsFile={tmp}/known_hosts",
-                        }
-                    }
-                }
-            }
-        )
-    )
+    inventory = ssh_inventory(tmp / "hosts.yml", host, ssh_key)
 
     playbook = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / "configure.yml")]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, ssh_inventory
 from tests.conftest import run_ansible as _run_ansible
 
 MINIFORGE = "Miniforge3-25.3.1-0-Linux-x86_64.sh"
@@ -44,28 +44,6 @@ def run_ansible(args: list[str], check: bool = True):
     """ansible-playbook with a fact cache of this test's own: each test host is a new box under the same name."""
     cache = Path(args[2]).parent / "facts"
     return _run_ansible(args, env={"ANSIBLE_CACHE_PLUGIN_CONNECTION": str(cache)}, check=check)
-
-
-def inventory(tmp_path, host, ssh_key) -> str:
-    path = tmp_path / "hosts.yml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "all": {
-                    "hosts": {
-                        "box": {
-                            "ansible_host": "127.0.0.1",
-                            "ansible_port": host.ssh_port,
-                            "ansible_user": "ubuntu",
-                            "ansible_ssh_private_key_file": str(ssh_key),
-                            "ansible_ssh_common_args": f"-o UserKnownHostsFile={tmp_path}/known_hosts",
-                        }
-                    }
-                }
-            }
-        )
-    )
-    return str(path)
 
 
 def install_play(tmp_path, variables: dict) -> str:
@@ -106,7 +84,7 @@ def failure_message(output: str) -> str:
 
 def test_download_retried_then_installed(testhost_factory, ssh_key, mirror, standins, tmp_path):
     host = testhost_factory("miniconda-dl")
-    inv = inventory(tmp_path, host, ssh_key)
+    inv = str(ssh_inventory(tmp_path / "hosts.yml", host, ssh_key))
     mirror.reset()
     path = f"/miniconda/{MINIFORGE}"
     mirror.fault(path, count=2, status=503)
@@ -133,7 +111,7 @@ def test_download_retried_then_installed(testhost_factory, ssh_key, mirror, stan
 
 def test_wrong_checksum_leaves_nothing_half_installed(testhost_factory, ssh_key, mirror, standins, tmp_path):
     host = testhost_factory("miniconda-sum")
-    inv = inventory(tmp_path, host, ssh_key)
+    inv = str(ssh_inventory(tmp_path / "hosts.yml", host, ssh_key))
     wrong = "0" * 64
     out = run_ansible(
         ["ansible-playbook", "-i", inv, install_play(tmp_path, installer_vars(mirror, standins, MINIFORGE, wrong))],
@@ -189,7 +167,7 @@ def changed(output: str) -> int:
 
 def test_drift_repaired_by_rerunning_the_role(testhost_factory, ssh_key, mirror, standins, tmp_path):
     host = testhost_factory("miniconda-drift", image="debian13")
-    inv = inventory(tmp_path, host, ssh_key)
+    inv = str(ssh_inventory(tmp_path / "hosts.yml", host, ssh_key))
     play = configure_play(tmp_path, mirror, standins)
     first = run_ansible(["ansible-playbook", "-i", inv, play])
     assert "ssh -N -L 8889:localhost:8888 ubuntu@127.0.0.1" in first.stdout

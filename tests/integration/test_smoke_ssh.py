@@ -2,7 +2,7 @@
 
 import subprocess
 
-from tests.conftest import run_ansible
+from tests.conftest import run_ansible, ssh_inventory
 
 
 def ssh(host, key, command: str, tmp_path) -> subprocess.CompletedProcess:
@@ -81,11 +81,6 @@ def test_hosts_have_their_own_host_keys(testhost_factory):
 
 def test_ansible_reaches_host_over_ssh_with_become(testhost_factory, ssh_key, tmp_path):
     host = testhost_factory("smoke-ansible")
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        f"all:\n  hosts:\n    box:\n      ansible_host: 127.0.0.1\n      ansible_port: {host.ssh_port}\n"
-        f"      ansible_user: ubuntu\n      ansible_ssh_private_key_file: {ssh_key}\n"
-        f"      ansible_ssh_common_args: -o UserKnownHostsFile={tmp_path}/known_hosts\n"
-    )
+    inventory = ssh_inventory(tmp_path / "hosts.yml", host, ssh_key)
     out = run_ansible(["ansible", "-i", str(inventory), "box", "-b", "-m", "ansible.builtin.command", "-a", "id -un"])
     assert "root" in out.stdout
