@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,6 +83,24 @@ def run_ansible(
             f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
         )
     return proc
+
+
+def run_local_play(path: Path, plays: list[dict], check: bool = False) -> subprocess.CompletedProcess:
+    """Write `plays` to `path` and run them on this machine (-c local) with the venv's Python."""
+    path.write_text(yaml.safe_dump(plays))
+    return run_ansible(
+        [
+            "ansible-playbook",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            str(path),
+        ],
+        check=check,
+    )
 
 
 def ssh_inventory(path: Path, host: ground_hosts.TestHost, key: Path, group: str = "gpubox") -> Path:

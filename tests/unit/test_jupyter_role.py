@@ -3,33 +3,17 @@ that binds the loopback address and takes its token through jupyter-server 2's I
 
 from __future__ import annotations
 
-import sys
 from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_ansible
-
-PYTHON = f"ansible_python_interpreter={sys.executable}"
+from tests.conftest import ROOT, run_local_play
 
 
 def apply_role(tmp_path, extra: dict) -> tuple[int, str]:
-    play = tmp_path / "play.yml"
-    play.write_text(
-        yaml.safe_dump(
-            [
-                {
-                    "name": "Apply jupyter",
-                    "hosts": "localhost",
-                    "gather_facts": False,
-                    "vars": extra,
-                    "roles": ["jupyter"],
-                }
-            ]
-        )
-    )
-    out = run_ansible(["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", PYTHON, str(play)], check=False)
+    play = {"name": "Apply jupyter", "hosts": "localhost", "gather_facts": False, "vars": extra, "roles": ["jupyter"]}
+    out = run_local_play(tmp_path / "play.yml", [play])
     return out.returncode, out.stdout + out.stderr
 
 
@@ -84,8 +68,7 @@ def render(tmp_path, template: str, extra: dict) -> str:
             ],
         }
     ]
-    (tmp_path / "render.yml").write_text(yaml.safe_dump(play))
-    run_ansible(["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", PYTHON, str(tmp_path / "render.yml")])
+    run_local_play(tmp_path / "render.yml", play, check=True)
     return dest.read_text()
 
 

@@ -3,42 +3,21 @@ each framework needs (run locally: nothing here touches a host)."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_ansible
+from tests.conftest import ROOT, run_local_play
 
 
 def apply_role(tmp_path, extra: dict) -> tuple[int, str]:
-    play = tmp_path / "play.yml"
-    play.write_text(
-        yaml.safe_dump(
-            [
-                {
-                    "name": "Apply miniconda",
-                    "hosts": "localhost",
-                    "gather_facts": False,
-                    "vars": extra,
-                    "roles": ["miniconda"],
-                }
-            ]
-        )
-    )
-    out = run_ansible(
-        [
-            "ansible-playbook",
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            str(play),
-        ],
-        check=False,
-    )
+    play = {
+        "name": "Apply miniconda",
+        "hosts": "localhost",
+        "gather_facts": False,
+        "vars": extra,
+        "roles": ["miniconda"],
+    }
+    out = run_local_play(tmp_path / "play.yml", [play])
     return out.returncode, out.stdout + out.stderr
 
 
@@ -94,19 +73,7 @@ def render(tmp_path, extra: dict) -> dict:
             ],
         }
     ]
-    (tmp_path / "render.yml").write_text(yaml.safe_dump(play))
-    run_ansible(
-        [
-            "ansible-playbook",
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            str(tmp_path / "render.yml"),
-        ]
-    )
+    run_local_play(tmp_path / "render.yml", play, check=True)
     return yaml.safe_load(dest.read_text())
 
 
