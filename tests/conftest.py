@@ -6,6 +6,7 @@ Each part also runs from the shell: python -m tests.ground.{ec2api,mirror,hosts}
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -83,6 +84,11 @@ def run_ansible(
             f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
         )
     return proc
+
+
+def changed_count(stdout: str) -> int:
+    """The sum of changed=N over the PLAY RECAP of an ansible-playbook run."""
+    return sum(int(n) for n in re.findall(r"changed=(\d+)", stdout.split("PLAY RECAP")[-1]))
 
 
 def run_local_play(path: Path, plays: list[dict], check: bool = False) -> subprocess.CompletedProcess:

@@ -49,6 +49,19 @@ def ensure_network(name: str = NETWORK, subnet: str = SUBNET) -> str:
     return subnets[0]["gateway"]
 
 
+# Holds dpkg's locks the way apt and unattended-upgrades do (POSIX record locks on lock-frontend and lock),
+# and writes when it got them and when it let them go.
+DPKG_LOCK_HOLDER = """
+import fcntl, sys, time
+files = [open(p, "w") for p in ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock")]
+for f in files:
+    fcntl.lockf(f, fcntl.LOCK_EX)
+open("/run/gpubox-lock-held", "w").write(str(time.time()))
+time.sleep(float(sys.argv[1]))
+open("/run/gpubox-lock-released", "w").write(str(time.time()))
+"""
+
+
 @dataclass
 class TestHost:
     name: str
@@ -65,6 +78,15 @@ class TestHost:
             f"chmod 0600 ~{user}/.ssh/authorized_keys"
         )
         self.exec("sh", "-c", script, input=pubkey.strip() + "\n")
+
+    def hold_dpkg_lock(self, seconds: float, start_timeout: float = 20) -> None:
+        """Hold dpkg's locks for `seconds` in the background; return once they are held (bounded wait)."""
+        podman("exec", "-d", self.name, "python3", "-c", DPKG_LOCK_HOLDER, str(seconds))
+        deadline = time.monotonic() + start_timeout
+        while self.exec("test", "-f", "/run/gpubox-lock-held", check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: the dpkg lock holder did not start")
+            time.sleep(0.2)
 
     def remove(self) -> None:
         podman("rm", "-f", "-t", "5", self.name, check=False)

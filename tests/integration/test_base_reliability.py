@@ -11,28 +11,14 @@ from __future__ import annotations
 
 import calendar
 import json
-import re
 import subprocess
 import time
 
 import pytest
 
-from tests.conftest import ROOT, run_ansible, ssh_inventory
+from tests.conftest import ROOT, changed_count, run_ansible, ssh_inventory
 
 LOCK_SECONDS = 30
-LOCK_HOLDER = f"""
-import fcntl, time
-files = [open(p, "w") for p in ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock")]
-for f in files:
-    fcntl.lockf(f, fcntl.LOCK_EX)
-open("/run/gpubox-lock-held", "w").write(str(time.time()))
-time.sleep({LOCK_SECONDS})
-open("/run/gpubox-lock-released", "w").write(str(time.time()))
-"""
-
-
-def changed_count(stdout: str) -> int:
-    return sum(int(n) for n in re.findall(r"changed=(\d+)", stdout.split("PLAY RECAP")[-1]))
 
 
 def failure_messages(proc) -> str:
@@ -81,11 +67,7 @@ def box(testhost_factory, ssh_key, tmp_path_factory):
 
 def test_first_run_waits_for_the_dpkg_lock(box):
     host, configure, _ = box
-    subprocess.run(["podman", "exec", "-d", host.name, "python3", "-c", LOCK_HOLDER], check=True)
-    deadline = time.monotonic() + 20
-    while host.exec("test", "-f", "/run/gpubox-lock-held", check=False).returncode != 0:
-        assert time.monotonic() < deadline, "the dpkg lock holder did not start"
-        time.sleep(0.2)
+    host.hold_dpkg_lock(LOCK_SECONDS)
     started = time.time()
     configure()
     released = float(host.exec("cat", "/run/gpubox-lock-released").stdout)

@@ -13,43 +13,17 @@ from __future__ import annotations
 
 import calendar
 import json
-import re
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_ansible, ssh_inventory
+from tests.conftest import ROOT, changed_count, run_ansible, ssh_inventory
 
 DISTRO = "debian12"
 REPO = f"/nvidia/{DISTRO}/x86_64"
 LOCK_SECONDS = 30
-
-# Holds dpkg's locks the way apt and unattended-upgrades do (POSIX record locks on lock-frontend and lock),
-# writes when it got them and when it lets them go.
-LOCK_HOLDER = f"""
-import fcntl, time
-files = [open(p, "w") for p in ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock")]
-for f in files:
-    fcntl.lockf(f, fcntl.LOCK_EX)
-open("/run/gpubox-lock-held", "w").write(str(time.time()))
-time.sleep({LOCK_SECONDS})
-open("/run/gpubox-lock-released", "w").write(str(time.time()))
-"""
-
-
-def hold_dpkg_lock(host) -> None:
-    """Start the lock holder in the host and return once it holds the locks (bounded wait)."""
-    subprocess.run(["podman", "exec", "-d", host.name, "python3", "-c", LOCK_HOLDER], check=True)
-    deadline = time.monotonic() + 20
-    while host.exec("test", "-f", "/run/gpubox-lock-held", check=False).returncode != 0:
-        assert time.monotonic() < deadline, "the dpkg lock holder did not start"
-        time.sleep(0.2)
-
-
-def changed_count(stdout: str) -> int:
-    return sum(int(n) for n in re.findall(r"changed=(\d+)", stdout.split("PLAY RECAP")[-1]))
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +75,7 @@ def test_lock_held_and_flaky_mirror_at_start(box, mirror, standin):
     key_path = f"{REPO}/{standin[-8:].lower()}.pub"
     mirror.reset()
     mirror.fault(key_path, count=2, status=503)
-    hold_dpkg_lock(host)
+    host.hold_dpkg_lock(LOCK_SECONDS)
     started = time.time()
     proc = configure()
     # The lock was still held when the run began, and apt installed only after it was released.
