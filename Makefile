@@ -1,4 +1,6 @@
 # gpubox — one entry point for setting up, checking and testing.
+#   make rehearse       the whole of gpubox on this machine at no cost (local EC2 API + a container box)
+#   make rehearse-down  tear the rehearsal down
 #   make setup   venv in .venv/ (Python >= 3.12) with the pinned toolchain; checks the collections
 #   make lint    static checks only (yamllint, ansible-lint production, ruff, playbook syntax)
 #   make test    everything: system packages, test images, lint, pytest, molecule scenarios
@@ -14,7 +16,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PLAYBOOKS := $(wildcard site.yml playbooks/*.yml tests/playbooks/*.yml)
 SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: setup system images lint syntax unit integration molecule test clean
+.PHONY: setup system images rehearse rehearse-down lint syntax unit integration molecule test clean
 
 setup: $(VENV)/.installed
 
@@ -31,6 +33,12 @@ system:
 images: system
 	tests/images/build.sh debian12
 	tests/images/build.sh debian13
+
+rehearse: setup system images
+	python -m tests.ground.rehearsal up
+
+rehearse-down: setup
+	python -m tests.ground.rehearsal down
 
 lint: setup syntax
 	yamllint --strict .

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.ground import hosts as ground_hosts
-from tests.ground.ec2api import EC2Api
+from tests.ground.ec2api import EC2Api, test_client
 from tests.ground.mirror import Mirror
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,15 +53,7 @@ def aws_env(ec2api: EC2Api) -> dict[str, str]:
 
 @pytest.fixture
 def ec2(aws_env):
-    import boto3
-
-    return boto3.client(
-        "ec2",
-        endpoint_url=aws_env["AWS_ENDPOINT_URL"],
-        region_name=aws_env["AWS_DEFAULT_REGION"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return test_client("ec2", aws_env["AWS_ENDPOINT_URL"])
 
 
 def run_ansible(

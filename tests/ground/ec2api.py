@@ -8,16 +8,20 @@ Shell:  python -m tests.ground.ec2api [--port N]   # prints the environment to e
 from __future__ import annotations
 
 import argparse
+import base64
 import gzip
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 from importlib import resources
 from pathlib import Path
+from typing import ClassVar
 
 from tests.ground.net import free_port, wait_http
 
@@ -109,13 +113,73 @@ def client_env(endpoint: str) -> dict[str, str]:
     }
 
 
+# User-Agent mark of the tests' own boto3 clients, so their calls are not counted as the playbooks'.
+TEST_AGENT = "gpubox-tests/1"
+
+
+def test_client(service: str, endpoint: str):
+    """A boto3 client for the tests' own checks against the local API (marked, see TEST_AGENT)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(user_agent_extra=TEST_AGENT),
+    )
+
+
+def iam_action(entry: dict) -> str | None:
+    """`service:Action` of one recorded request (SigV4 credential scope + Action parameter or X-Amz-Target);
+    None for the tests' own calls and for requests that are not AWS API calls."""
+    headers = {k.lower(): v for k, v in entry.get("headers", {}).items()}
+    if TEST_AGENT in headers.get("user-agent", ""):
+        return None
+    scope = re.search(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request", headers.get("authorization", ""))
+    if not scope:
+        return None
+    target = headers.get("x-amz-target", "")
+    if target:
+        name = target.rsplit(".", 1)[-1]
+    else:
+        body = entry.get("body") or ""
+        if entry.get("body_encoded"):
+            body = base64.b64decode(body).decode("utf-8", "replace")
+        query = urllib.parse.parse_qs(body) or urllib.parse.parse_qs(urllib.parse.urlsplit(entry["url"]).query)
+        name = (query.get("Action") or [""])[0]
+    return f"{scope.group(1)}:{name}" if name else None
+
+
 class EC2Api:
+    # What the playbooks asked of every local API of this process, for the IAM policy check (see all_actions).
+    stopped_actions: ClassVar[set[str]] = set()
+    running: ClassVar[list[EC2Api]] = []
+
     def __init__(self, port: int = 0, workdir: Path | None = None):
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="gpubox-ec2api-")
         self.workdir = Path(workdir or self._tmp.name)
         self.proc: subprocess.Popen | None = None
+
+    @property
+    def recording(self) -> Path:
+        return self.workdir / "recording.jsonl"
+
+    def actions(self) -> set[str]:
+        """IAM names (`ec2:RunInstances`) of the AWS calls recorded so far, the tests' own left out."""
+        if not self.recording.exists():
+            return set()
+        return {
+            action
+            for line in self.recording.read_text().splitlines()
+            if line.strip()
+            for action in [iam_action(json.loads(line))]
+            if action
+        }
 
     def start(self) -> EC2Api:
         env = dict(os.environ)
@@ -124,6 +188,9 @@ class EC2Api:
             MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION="true",
             MOTO_ENABLE_AMI_VALIDATION="true",
             MOTO_ENABLE_KEYPAIR_VALIDATION="true",
+            # Every request is kept, so tests can see which AWS actions the playbooks really call.
+            MOTO_ENABLE_RECORDING="true",
+            MOTO_RECORDER_FILEPATH=str(self.recording),
         )
         log = open(self.workdir / "moto.log", "ab")  # noqa: SIM115 - lives as long as the server
         self.proc = subprocess.Popen(
@@ -133,7 +200,13 @@ class EC2Api:
             stderr=subprocess.STDOUT,
         )
         wait_http(self.endpoint + "/moto-api/", timeout=30)
+        EC2Api.running.append(self)
         return self
+
+    @classmethod
+    def all_actions(cls) -> set[str]:
+        """The actions recorded by every local API this process started, running or stopped."""
+        return cls.stopped_actions.union(*(api.actions() for api in cls.running))
 
     @property
     def env(self) -> dict[str, str]:
@@ -144,6 +217,9 @@ class EC2Api:
         urllib.request.urlopen(req, timeout=10).close()
 
     def stop(self) -> None:
+        if self in EC2Api.running:
+            EC2Api.running.remove(self)
+            EC2Api.stopped_actions |= self.actions()
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)

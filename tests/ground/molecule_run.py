@@ -54,15 +54,21 @@ def create_network(name: str) -> None:
     raise SystemExit("no free 10.89.X.0/24 subnet left for a test network")
 
 
+def prepare_mirror_root() -> Path:
+    """Fill .cache/mirror/ with the stand-ins (cached by tests/standins/build.sh) and a probe file."""
+    MIRROR_ROOT.mkdir(parents=True, exist_ok=True)
+    (MIRROR_ROOT / "probe.txt").write_text("mirror ok\n")  # lets a scenario check that it reaches the mirror
+    if STANDINS.exists():
+        subprocess.run([str(STANDINS), str(MIRROR_ROOT)], check=True)
+    return MIRROR_ROOT
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__, file=sys.stderr)
         return 2
     scenario, command = argv[0], argv[1:] or ["test"]
-    MIRROR_ROOT.mkdir(parents=True, exist_ok=True)
-    (MIRROR_ROOT / "probe.txt").write_text("mirror ok\n")  # lets a scenario check that it reaches the mirror
-    if STANDINS.exists():
-        subprocess.run([str(STANDINS), str(MIRROR_ROOT)], check=True)
+    prepare_mirror_root()
     network = scenario_network(scenario)
     gateway = None
     if network:

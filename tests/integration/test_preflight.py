@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.ground.ec2api import test_client
 from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook
 
 BOX = {"name": "d2l"}
@@ -135,18 +136,10 @@ def test_detected_address_becomes_a_32(aws_env, ec2, tmp_path):
 
 def test_image_aliases_resolve(aws_env, ec2, tmp_path):
     """ubuntu-22.04/24.04 resolve to Canonical's newest build, dlami through its SSM parameter, ami-... as is."""
-    import boto3
-
     dlami = ec2.describe_images(Filters=[{"Name": "name", "Values": ["Deep Learning Base OSS Nvidia Driver GPU*"]}])
     dlami_id = dlami["Images"][0]["ImageId"]
     # AWS's /aws/service/... parameters are reserved names; the test publishes the same value under its own name.
-    ssm = boto3.client(
-        "ssm",
-        endpoint_url=aws_env["AWS_ENDPOINT_URL"],
-        region_name="us-west-2",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    ssm = test_client("ssm", aws_env["AWS_ENDPOINT_URL"])
     ssm.put_parameter(Name="/gpubox-test/dlami/x86_64/ami-id", Value=dlami_id, Type="String")
     noble = sorted(
         ec2.describe_images(

@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import ROOT, run_ansible
-from tests.ground.ec2api import EC2Api
+from tests.ground.ec2api import EC2Api, test_client
 from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, tags, unsafe
 
 PROJECT = "pytest-gpubox"
@@ -30,25 +30,17 @@ USER_SSH_CONFIG = "Host mine\n    HostName mine.example.invalid\n    User me\n"
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    """A local EC2 API of this story's own that records the requests it gets (to see what was asked of it)."""
-    recording = tmp_path_factory.mktemp("recording") / "requests.jsonl"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MOTO_RECORDER_FILEPATH", str(recording))
-        server = EC2Api().start()
-    urllib.request.urlopen(
-        urllib.request.Request(server.endpoint + "/moto-api/recorder/start-recording", method="POST"), timeout=10
-    ).close()
+def api():
+    """A local EC2 API of this story's own; it records the requests it gets (to see what was asked of it)."""
+    server = EC2Api().start()
     yield server
     server.stop()
 
 
 def recorded(api, action: str) -> list[dict[str, list[str]]]:
     """The form parameters of every recorded EC2 request of this action."""
-    with urllib.request.urlopen(api.endpoint + "/moto-api/recorder/download-recording", timeout=10) as answer:
-        lines = answer.read().decode().splitlines()
     found = []
-    for line in filter(None, lines):
+    for line in filter(None, api.recording.read_text().splitlines()):
         entry = json.loads(line)
         body = entry.get("body") or ""
         if entry.get("body_encoded"):
@@ -70,15 +62,7 @@ def story(api, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ec2m(api):
-    import boto3
-
-    return boto3.client(
-        "ec2",
-        endpoint_url=api.endpoint,
-        region_name="us-west-2",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return test_client("ec2", api.endpoint)
 
 
 def box(ec2, name: str, states=("pending", "running", "stopping", "stopped")) -> dict:

@@ -1,0 +1,282 @@
+"""Rehearsal: the unchanged site.yml on this machine, at no cost, against stand-ins for AWS and the boxes.
+
+What stands in for what:
+  AWS                 the local EC2 API (moto) on 127.0.0.1, reached through AWS_ENDPOINT_URL
+  each declared box   a systemd container with sshd on a podman network of its own; its SSH key is put in
+                      place when it starts, as cloud-init does on EC2 (the key file gpubox then imports)
+  NVIDIA's apt repo,  the stand-ins of tests/standins/, served by the download mirror on the bridge
+  Miniconda, D2L zip
+The only glue is AWS_ENDPOINT_URL and an extra inventory source (STATE/inventory/) that gives each box's
+container address and points the download variables at the mirror. Everything else (Debian's archive, PyPI)
+is real. Boxes are those declared in inventory/group_vars/all/gpubox.yml (by default one, `d2l`).
+
+Shell (as root; `make rehearse` / `make rehearse-down` also install what is needed first):
+  python -m tests.ground.rehearsal up       # start (or reuse) the stand-ins, run site.yml, print ssh + Jupyter
+  python -m tests.ground.rehearsal env      # the environment to run other playbooks against the rehearsal
+  python -m tests.ground.rehearsal down     # terminate.yml, then stop and remove every stand-in
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tests.ground.ec2api import client_env
+from tests.ground.hosts import TestHost, ensure_network, podman, start_host
+from tests.ground.molecule_run import create_network, prepare_mirror_root
+from tests.ground.net import free_port, wait_http
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = ROOT / "inventory" / "group_vars" / "all" / "gpubox.yml"
+STANDIN_VARS = ROOT / "molecule" / "resources" / "vars" / "standins.yml"
+
+
+@dataclass
+class Rehearsal:
+    """One rehearsal, named so that several (a person's and the tests') can live side by side."""
+
+    name: str = "rehearsal"
+    state_dir: Path = ROOT / ".cache" / "rehearsal"
+    home: Path = field(default_factory=Path.home)
+    image: str = "debian12"
+
+    # --- names and paths -------------------------------------------------------------------------------
+    @property
+    def network(self) -> str:
+        return f"gpubox-{self.name}"
+
+    def container(self, box: str) -> str:
+        return f"gpubox-{self.name}-{box}"
+
+    @property
+    def inventory(self) -> Path:
+        return self.state_dir / "inventory"
+
+    @property
+    def key_file(self) -> Path:
+        return self.home / ".ssh" / f"gpubox-{self.name}.pem"
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.home / ".ssh" / "config"
+
+    @property
+    def ssh_config_dir(self) -> Path:
+        return self.home / ".ssh" / "gpubox"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    def state(self) -> dict:
+        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+
+    @staticmethod
+    def boxes() -> list[str]:
+        """The boxes site.yml will launch: those declared in the project's settings."""
+        return [b["name"] for b in yaml.safe_load(SETTINGS.read_text())["gpubox_boxes"]]
+
+    # --- environment -----------------------------------------------------------------------------------
+    def env(self, state: dict | None = None) -> dict[str, str]:
+        """What a playbook run needs to act on the rehearsal instead of AWS."""
+        state = state or self.state()
+        return {
+            **client_env(state["endpoint"]),
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_INVENTORY": f"{ROOT / 'inventory'},{self.inventory}",
+        }
+
+    def playbook(self, playbook: str, *args: str, check: bool = True, **run) -> subprocess.CompletedProcess:
+        cmd = [str(Path(sys.executable).with_name("ansible-playbook")), str(ROOT / playbook), *args]
+        return subprocess.run(cmd, cwd=ROOT, env={**os.environ, **self.env()}, check=check, **run)
+
+    # --- up --------------------------------------------------------------------------------------------
+    def up(self) -> dict:
+        state = self.state()
+        if state and not all(_alive(state[k]) for k in ("ec2api_pid", "mirror_pid")):
+            print("an earlier rehearsal is half gone: clearing it first", flush=True)
+            self.down()
+            state = {}
+        if not state:
+            state = self._start()
+        self.playbook("site.yml")
+        self._report(state)
+        return state
+
+    def _start(self) -> dict:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if subprocess.run(["podman", "network", "exists", self.network]).returncode != 0:
+            create_network(self.network)
+        gateway = ensure_network(self.network)
+
+        ec2_port, mirror_port = free_port(), free_port()
+        state = {
+            "endpoint": f"http://127.0.0.1:{ec2_port}",
+            "ec2api_pid": self._daemon("ec2api", ["-m", "tests.ground.ec2api", "--port", str(ec2_port)]),
+        }
+        self.state_file.write_text(json.dumps(state))  # from here on, `down` knows what to stop
+        mirror_root = prepare_mirror_root()
+        bind = ["--bind", gateway, "--bind", "127.0.0.1"]
+        state["mirror_url"] = f"http://{gateway}:{mirror_port}"
+        state["mirror_pid"] = self._daemon(
+            "mirror", ["-m", "tests.ground.mirror", "--root", str(mirror_root), *bind, "--port", str(mirror_port)]
+        )
+        self.state_file.write_text(json.dumps(state))
+        wait_http(state["endpoint"] + "/moto-api/", timeout=60)
+        wait_http(f"http://127.0.0.1:{mirror_port}/probe.txt", timeout=30)
+
+        # The key pair gpubox will import (as it does with a key file you already have), authorized on each
+        # box when it starts: on EC2, cloud-init does this with the key pair named at launch.
+        if not self.key_file.exists():
+            self.key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"gpubox {self.name}", "-f", str(self.key_file)],
+                check=True,
+            )
+            self.key_file.chmod(0o400)
+        pubkey = self.key_file.with_suffix(".pem.pub")
+        if not pubkey.exists():
+            pubkey.write_text(subprocess.run(["ssh-keygen", "-y", "-f", str(self.key_file)], **_out).stdout)
+
+        state["boxes"] = {}
+        for box in self.boxes():
+            host = start_host(self.container(box), self.image, network=self.network, pubkey=pubkey.read_text())
+            state["boxes"][box] = {"container": host.name, "address": host.address}
+        self.state_file.write_text(json.dumps(state))
+        self._write_inventory(state, gateway)
+        return state
+
+    def _daemon(self, name: str, args: list[str]) -> int:
+        """Start a stand-in that outlives this command (ended by `down`); its output goes to STATE/NAME.log."""
+        log = open(self.state_dir / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+        proc = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        return proc.pid
+
+    def _write_inventory(self, state: dict, gateway: str) -> None:
+        """The extra inventory source: each box's container address, the settings of this rehearsal, and
+        the download variables pointed at the mirror's stand-ins."""
+        hosts = {box: {"ansible_host": info["address"]} for box, info in state["boxes"].items()}
+        (self.inventory / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
+        (self.inventory / "hosts.yml").write_text(
+            "# Where the rehearsal's boxes really are (their containers), by the boxes' names.\n"
+            + yaml.safe_dump({"all": {"hosts": hosts}}, sort_keys=False)
+        )
+        settings = {
+            "gpubox_project": self.name,
+            "gpubox_key_name": f"gpubox-{self.name}",
+            "gpubox_key_file": str(self.key_file),
+            "gpubox_ssh_config": str(self.ssh_config),
+            "gpubox_ssh_config_dir": str(self.ssh_config_dir),
+            # this machine, as the boxes see it
+            "gpubox_ssh_cidr": f"{gateway}/32",
+        }
+        standins = yaml.safe_load(STANDIN_VARS.read_text())
+        standins.update(standins_dir=str(ROOT / ".cache" / "mirror"), mirror_url=state["mirror_url"])
+        (self.inventory / "group_vars" / "all" / "rehearsal.yml").write_text(
+            "# The rehearsal's own settings (they win over inventory/group_vars/all/ as a later source).\n"
+            + yaml.safe_dump(settings, sort_keys=False)
+            + "\n# Downloads that cannot be reached here come from the mirror's stand-ins (tests/standins/).\n"
+            + yaml.safe_dump(standins, sort_keys=False, width=1000)
+        )
+
+    def jupyter_token(self, box: str) -> str:
+        container = self.state()["boxes"][box]["container"]
+        return podman("exec", container, "cat", "/home/ubuntu/.jupyter/gpubox-token").stdout.strip()
+
+    def _report(self, state: dict) -> None:
+        ssh = "ssh" if self.ssh_config == Path.home() / ".ssh" / "config" else f"ssh -F {self.ssh_config}"
+        print(f"\nRehearsal '{self.name}' is up: local EC2 API {state['endpoint']}, boxes in podman containers.")
+        for box, info in state["boxes"].items():
+            token = self.jupyter_token(box)
+            print(f"\n  box {box} (container {info['container']}, address {info['address']})")
+            print(f"    {ssh} {box}                    # a shell on the box")
+            print(f"    {ssh} -N {box}-jupyter         # the tunnel; then browse to")
+            print(f"    http://localhost:8889/lab?token={token}")
+        print(f'\n  Other playbooks against the rehearsal:  eval "$({_self_cmd(self)} env)"')
+        print("    ansible-playbook playbooks/list.yml | stop.yml | start.yml | terminate.yml -e gpubox_confirm=yes")
+        print(f"  Tear down:  {_self_cmd(self)} down   (or make rehearse-down)\n", flush=True)
+
+    # --- down ------------------------------------------------------------------------------------------
+    def down(self) -> None:
+        state = self.state()
+        if state and _alive(state.get("ec2api_pid")) and self.inventory.exists():
+            # The real teardown first, so gpubox's own ssh config entries go the way they go on AWS.
+            self.playbook("playbooks/terminate.yml", "-e", "gpubox_confirm=yes", check=False)
+        for key in ("mirror_pid", "ec2api_pid"):
+            _stop(state.get(key))
+        for box in self.boxes():
+            TestHost(self.container(box), 0, "").remove()
+        podman("network", "rm", "-f", self.network, check=False)
+        (self.ssh_config_dir / f"{self.name}.conf").unlink(missing_ok=True)
+        for path in (self.key_file, self.key_file.with_suffix(".pem.pub")):
+            path.unlink(missing_ok=True)
+        for path in sorted(self.state_dir.rglob("*"), reverse=True) if self.state_dir.exists() else []:
+            path.rmdir() if path.is_dir() else path.unlink()
+        if self.state_dir.exists():
+            self.state_dir.rmdir()
+        print(f"rehearsal '{self.name}' removed", flush=True)
+
+
+_out = {"capture_output": True, "text": True, "check": True}
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _stop(pid: int | None, timeout: float = 10) -> None:
+    """End a stand-in started by `up` (its own process group) and wait for it to go."""
+    if not _alive(pid):
+        return
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _self_cmd(r: Rehearsal) -> str:
+    cmd = [".venv/bin/python", "-m", "tests.ground.rehearsal"]
+    if r.name != "rehearsal":
+        cmd += ["--name", r.name, "--state", str(r.state_dir), "--home", str(r.home)]
+    return shlex.join(cmd)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["up", "env", "down"])
+    parser.add_argument("--name", default="rehearsal", help="project name and prefix of the stand-ins")
+    parser.add_argument("--state", type=Path, help="where the rehearsal keeps its state (default .cache/NAME)")
+    parser.add_argument("--home", type=Path, default=Path.home(), help="home whose ~/.ssh gets the key and config")
+    args = parser.parse_args(argv)
+    rehearsal = Rehearsal(args.name, args.state or ROOT / ".cache" / args.name, args.home)
+    if args.command == "up":
+        rehearsal.up()
+    elif args.command == "env":
+        for key, value in rehearsal.env().items():
+            print(f"export {key}={shlex.quote(value)}")
+    else:
+        rehearsal.down()
+
+
+if __name__ == "__main__":
+    main()
