@@ -145,6 +145,10 @@ def fmt(value, digits: int = 1, unknown: str = "—") -> str:
     return str(value)
 
 
+def percent(value) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
 def usd(value, unknown: str = "unknown") -> str:
     if value is None:
         return unknown
@@ -263,7 +267,7 @@ def render(
             for p in points:
                 ideal = base * p["gpus"] if base else None
                 rows.append(
-                    [box, str(p["gpus"]), fmt(median(p, "images_per_s")), fmt(ideal), fmt(p.get("efficiency"), 3)]
+                    [box, str(p["gpus"]), fmt(median(p, "images_per_s")), fmt(ideal), percent(p.get("efficiency"))]
                 )
         out += table(["Box", "GPUs", "images/s", "ideal (k x 1 GPU)", "efficiency"], rows)
 
@@ -414,6 +418,7 @@ def draw_charts(latest: dict[str, dict], costs: dict[str, dict], outdir: Path) -
         ax.plot(ks, [base * k for k in ks], linestyle="--", color=line.get_color(), label=f"{box} ideal")
         drawn = True
     if drawn:
+        ax.set_xticks(sorted({p["gpus"] for r in latest.values() for p in scaling_points(r)}))
         ax.set_xlabel("GPUs")
         ax.set_ylabel("images/s")
         ax.legend(fontsize=7)
