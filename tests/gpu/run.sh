@@ -20,28 +20,18 @@ summary=$out/summary.txt
 say() { echo "$*" | tee -a "$summary"; }
 fail() { say "FAILED: $*"; exit 1; }
 
-export LC_ALL=C.UTF-8 LANG=C.UTF-8 PYTHONUNBUFFERED=1
 # Where this machine keeps the driver's tools and libcuda (a container with the host's driver mounted).
-for d in /usr/local/nvidia/bin; do [[ -d $d ]] && PATH=$d:$PATH; done
-for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do
-  [[ -d $d ]] && LD_LIBRARY_PATH=$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-done
-export PATH LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}
+. "$root/tests/gpu/common.sh"
+gpu_machine_env
 
 say "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 say "host: $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r), $(uname -m)"
 say "python3: $(command -v python3) $(python3 -V 2>&1)"
 
 # Ansible, carried as wheels.
-shopt -s nullglob
-whl=("$wheels"/*.whl)
-((${#whl[@]})) || fail "no wheels in $wheels: run tests/gpu/fetch-wheels.sh where PyPI is reachable"
-site=/tmp/gpubox-ansible-site
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" "${whl[@]}" \
-  || fail "could not install the carried wheels into $site"
-export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
-python3 -c 'import ansible.release as r; print("ansible-core", r.__version__)' | tee -a "$summary" \
-  || fail "ansible-core does not import"
+install_carried_ansible "$wheels" /tmp/gpubox-ansible-site >"$out/ansible-version.txt" 2>"$out/ansible-install.err" \
+  || fail "$(cat "$out/ansible-install.err")"
+say "$(cat "$out/ansible-version.txt")"
 
 # What the machine says before the role runs (the role must find the same by itself).
 say "nvidia-smi: $(nvidia-smi --query-gpu=name,driver_version,persistence_mode --format=csv,noheader 2>&1 | paste -sd';')"
@@ -65,15 +55,7 @@ if nvidia-smi --query-gpu=persistence_mode --format=csv,noheader 2>/dev/null | g
 fi
 
 cfg=$out/ansible.cfg
-cat >"$cfg" <<CFG
-[defaults]
-roles_path = $root/roles
-inventory = $out/inventory.ini
-callback_result_format = yaml
-interpreter_python = $(command -v python3)
-retry_files_enabled = false
-gathering = implicit
-CFG
+write_local_ansible_cfg "$cfg" "$root" "$out/inventory.ini"
 echo "gpu-box ansible_connection=local" >"$out/inventory.ini"
 export ANSIBLE_CONFIG=$cfg ANSIBLE_LOCAL_TEMP=/tmp/gpubox-ansible-tmp ANSIBLE_NOCOLOR=1
 vars=$(printf '{"cuda_toolkit_version": "%s", "cuda_driver_branch": "%s", "cuda_persistence_mode": %s, "gpubox_gpu_report": "%s"}' \
