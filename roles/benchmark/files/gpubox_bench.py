@@ -166,33 +166,61 @@ def calibrate(torch, fn, min_seconds: float, warmup: int, cap: int = 10000) -> i
     return max(1, min(cap, int(iters * min_seconds / max(t, 1e-9)) + 1))
 
 
+class TF32Matmul:
+    """Allow or forbid TF32 in fp32 matmuls, and restore the setting found, with one of torch's two APIs.
+
+    torch >= 2.9 has torch.backends.cuda.matmul.fp32_precision ("ieee" / "tf32") and refuses to read the
+    legacy allow_tf32 flag once the two have been mixed; older releases have only allow_tf32.
+    """
+
+    def __init__(self, torch):
+        self.backend = torch.backends.cuda.matmul
+        self.new_api = hasattr(self.backend, "fp32_precision")
+        self.saved = self.backend.fp32_precision if self.new_api else self.backend.allow_tf32
+
+    def allow(self, on: bool) -> None:
+        if self.new_api:
+            self.backend.fp32_precision = "tf32" if on else "ieee"
+        else:
+            self.backend.allow_tf32 = on
+
+    def restore(self) -> None:
+        if self.new_api:
+            self.backend.fp32_precision = self.saved
+        else:
+            self.backend.allow_tf32 = self.saved
+
+
 def gpu_matmul(torch, n: int, repeats: int, warmup: int, min_seconds: float) -> dict:
     """C = A @ B with n x n matrices: 2 n^3 floating-point operations per product."""
     dtypes = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     out = {}
-    saved = torch.backends.cuda.matmul.allow_tf32
+    tf32 = TF32Matmul(torch)
     try:
         for name in MATMUL_PRECISIONS:
             if name == "bf16" and not torch.cuda.is_bf16_supported():
                 out[name] = {"skipped": "bf16 is not supported by this GPU"}
                 continue
-            torch.backends.cuda.matmul.allow_tf32 = name == "tf32"
-            a = torch.randn(n, n, device="cuda", dtype=dtypes[name])
-            b = torch.randn(n, n, device="cuda", dtype=dtypes[name])
-            c = torch.empty(n, n, device="cuda", dtype=dtypes[name])
-
-            def product(a=a, b=b, c=c):
-                torch.mm(a, b, out=c)
-
-            iters = calibrate(torch, product, min_seconds, warmup)
-            reps = [2 * n**3 * iters / time_cuda(torch, product, iters) / 1e12 for _ in range(repeats)]
-            out[name] = {"tflops": median_summary(reps, 2), "n": n, "iters_per_rep": iters}
+            tf32.allow(name == "tf32")
+            out[name] = gpu_matmul_one(torch, n, dtypes[name], repeats, warmup, min_seconds)
             log(f"matmul {name} {n}^3: {out[name]['tflops']['median']} TFLOP/s")
-            del a, b, c
             torch.cuda.empty_cache()
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = saved
+        tf32.restore()
     return out
+
+
+def gpu_matmul_one(torch, n: int, dtype, repeats: int, warmup: int, min_seconds: float) -> dict:
+    a = torch.randn(n, n, device="cuda", dtype=dtype)
+    b = torch.randn(n, n, device="cuda", dtype=dtype)
+    c = torch.empty(n, n, device="cuda", dtype=dtype)
+
+    def product():
+        torch.mm(a, b, out=c)
+
+    iters = calibrate(torch, product, min_seconds, warmup)
+    reps = [2 * n**3 * iters / time_cuda(torch, product, iters) / 1e12 for _ in range(repeats)]
+    return {"tflops": median_summary(reps, 2), "n": n, "iters_per_rep": iters}
 
 
 def gpu_device_copy(torch, size: int, repeats: int, warmup: int, min_seconds: float) -> list[float]:
