@@ -4,7 +4,7 @@ The host's /usr/bin/python3 has neither torch nor numpy, so the program must say
 measure the CPU path in pure Python (a few seconds). The test checks the real result: the JSON written
 on the box and fetched to the controller, the report and the charts written on the controller. A rerun
 is a new measurement (a second result file, the run task reported as a change) while the install part
-changes nothing.
+changes nothing. A Python that is not there is named, and nothing is run.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def bench(testhost_factory, ssh_key, tmp_path_factory):
         "benchmark_repeats": 3,
     }
 
-    def run():
+    def run(check: bool = True, **overrides):
         return run_ansible(
             [
                 "ansible-playbook",
@@ -72,9 +72,10 @@ def bench(testhost_factory, ssh_key, tmp_path_factory):
                 str(inventory),
                 str(ROOT / "playbooks" / "benchmark.yml"),
                 "-e",
-                json.dumps(variables),
+                json.dumps(variables | overrides),
             ],
             env={"ANSIBLE_CACHE_PLUGIN": "memory"},
+            check=check,
         )
 
     first = run()
@@ -134,3 +135,13 @@ def test_rerun_is_a_new_measurement_and_installs_nothing(bench):
     text = (tmp / "report" / "report.md").read_text()
     assert all(f.name in text for f in files), "the report lists every run"
     assert "from 2 result file(s)" in text
+
+
+def test_a_missing_python_is_named_and_nothing_is_measured(bench):
+    _, tmp, run, _ = bench
+    before = sorted((tmp / "results").glob("*.json"))
+    proc = run(check=False, benchmark_python="/opt/nowhere/bin/python")
+    assert proc.returncode != 0
+    assert "/opt/nowhere/bin/python is not an executable on box" in proc.stdout
+    assert "Run the benchmark" not in task_results(proc.stdout)
+    assert sorted((tmp / "results").glob("*.json")) == before
