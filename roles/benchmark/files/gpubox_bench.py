@@ -124,6 +124,17 @@ def load_torch():
 # ----------------------------------------------------------------------------------------------------------
 
 
+def bf16_native(torch) -> bool:
+    """Whether the GPU computes bf16 natively (compute capability 8.0+: A100, A10G, L4, L40S, H100, ...).
+
+    Newer torch also answers True for older GPUs that only emulate bf16 (much slower); those are skipped.
+    """
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # torch < 2.3 has no including_emulation, and reports native support only
+        return bool(torch.cuda.is_bf16_supported())
+
+
 def gpu_info(torch) -> dict:
     smi = nvidia_smi()
     props = [torch.cuda.get_device_properties(i) for i in range(torch.cuda.device_count())]
@@ -137,7 +148,7 @@ def gpu_info(torch) -> dict:
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version(),
         "torch": torch.__version__,
-        "bf16_supported": bool(torch.cuda.is_bf16_supported()),
+        "bf16_native": bf16_native(torch),
     }
 
 
@@ -198,8 +209,8 @@ def gpu_matmul(torch, n: int, repeats: int, warmup: int, min_seconds: float) -> 
     tf32 = TF32Matmul(torch)
     try:
         for name in MATMUL_PRECISIONS:
-            if name == "bf16" and not torch.cuda.is_bf16_supported():
-                out[name] = {"skipped": "bf16 is not supported by this GPU"}
+            if name == "bf16" and not bf16_native(torch):
+                out[name] = {"skipped": "no native bf16 on this GPU (compute capability < 8.0)"}
                 continue
             tf32.allow(name == "tf32")
             out[name] = gpu_matmul_one(torch, n, dtypes[name], repeats, warmup, min_seconds)
@@ -360,8 +371,8 @@ def gpu_training(torch, batch: int, image: int, steps: int, warmup: int, repeats
     device = torch.device("cuda", 0)
     out = {"model": "ResNet-18 (D2L)", "input": [1, image, image], "batch": batch, "steps_per_rep": steps}
     for precision in ("fp32", "amp_bf16", "amp_fp16"):
-        if precision == "amp_bf16" and not torch.cuda.is_bf16_supported():
-            out[precision] = {"skipped": "bf16 is not supported by this GPU"}
+        if precision == "amp_bf16" and not bf16_native(torch):
+            out[precision] = {"skipped": "no native bf16 on this GPU (compute capability < 8.0)"}
             continue
         model, optimizer, scaler, x, y = make_trainer(torch, device, precision, batch, image, lr)
         model.train()
@@ -446,7 +457,7 @@ def gpu_scaling(torch, batch: int, image: int, steps: int, warmup: int, repeats:
         return {"skipped": f"{n} GPU on this box: no multi-GPU scaling to measure"}
     if not torch.distributed.is_available() or not torch.distributed.is_nccl_available():
         return {"skipped": "torch.distributed with NCCL is not available in this torch build"}
-    precision = "amp_bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    precision = "amp_bf16" if bf16_native(torch) else "amp_fp16"
     cfg = {"precision": precision, "batch": batch, "image": image, "steps": steps, "warmup": warmup}
     cfg.update({"repeats": repeats, "lr": lr})
     points = []
