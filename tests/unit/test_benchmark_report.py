@@ -202,15 +202,24 @@ def test_synthetic_multi_gpu_box_scaling_and_whole_box_cost(report, tmp_path):
         {"gpus": 2, "images_per_s": stat(1900.0), "efficiency": 0.95},
         {"gpus": 4, "images_per_s": stat(3600.0), "efficiency": 0.9},
     ]
+    failed = [*points[:2], {"gpus": 4, "error": "ProcessRaisedException: NCCL error"}]
     scaled = synthetic_gpu_result("quad", "g5.12xlarge", gpus=4, scaling={"precision": "fp32", "points": points})
     unscaled = synthetic_gpu_result("quad-noscale", "g5.12xlarge", gpus=4, scaling={"skipped": "--no-scaling"})
-    text = report.write_report(write(tmp_path / "r", scaled, unscaled), tmp_path / "out", PRICES).read_text()
+    broken = synthetic_gpu_result("quad-failed", "g5.12xlarge", gpus=4, scaling={"precision": "fp32", "points": failed})
+    results = write(tmp_path / "r", scaled, unscaled, broken)
+    text = report.write_report(results, tmp_path / "out", PRICES).read_text()
     assert "| quad | 2 | 1,900.0 | 2,000.0 | 95% |" in text
     assert "| quad | 4 | 3,600.0 | 4,000.0 | 90% |" in text
     assert "| quad-noscale | — | — | — | --no-scaling |" in text
     per_m = 5.672 / (3600 * 3600) * 1e6
     assert f"| quad | g5.12xlarge | $5.67 | unknown | 3,600.0 | DDP on all 4 GPUs, fp32 | ${per_m:.4f} | — |" in text
-    assert "1 GPU, AMP fp16 (of 4: scaling not measured)" in text
+    assert "1 GPU, AMP fp16 (of 4: no figure for all GPUs)" in text
+    assert "| quad-failed | 2 | 1,900.0 | 2,000.0 | 95% |" in text
+    assert "| quad-failed | 4 | — | — | failed: ProcessRaisedException: NCCL error |" in text
+    assert (
+        "| quad-failed | g5.12xlarge | $5.67 | unknown | 2,000.0 | 1 GPU, AMP fp16 (of 4: no figure for all GPUs) |"
+        in text
+    )
     assert png_size(tmp_path / "out" / "charts" / "scaling.png") == (800, 450)
 
 

@@ -120,7 +120,7 @@ def box_throughput(record: dict) -> tuple[float | None, str]:
             best, label = value, name
     if best is None:
         return None, "no training figure"
-    return best, f"1 GPU, {label}" + (f" (of {count}: scaling not measured)" if count > 1 else "")
+    return best, f"1 GPU, {label}" + (f" (of {count}: no figure for all GPUs)" if count > 1 else "")
 
 
 def cost_of(record: dict, ondemand: dict[str, float], spot: dict[str, float]) -> dict:
@@ -258,13 +258,16 @@ def render(
         out += ["## Multi-GPU scaling (data-parallel, one node)", ""]
         rows = []
         for box, r in gpu_boxes.items():
+            scaling = r.get("scaling") or {}
             points = scaling_points(r)
-            if not points:
-                why = (r.get("scaling") or {}).get("skipped") or "not measured"
-                rows.append([box, "—", "—", "—", why])
+            if not points and not scaling.get("points"):
+                rows.append([box, "—", "—", "—", scaling.get("skipped") or "not measured"])
                 continue
-            base = median(points[0], "images_per_s") if points[0]["gpus"] == 1 else None
-            for p in points:
+            base = median(points[0], "images_per_s") if points and points[0]["gpus"] == 1 else None
+            for p in scaling.get("points") or []:
+                if median(p, "images_per_s") is None:
+                    rows.append([box, str(p.get("gpus", "?")), "—", "—", f"failed: {p.get('error', 'no figure')}"])
+                    continue
                 ideal = base * p["gpus"] if base else None
                 rows.append(
                     [box, str(p["gpus"]), fmt(median(p, "images_per_s")), fmt(ideal), percent(p.get("efficiency"))]
