@@ -1,9 +1,9 @@
 """The benchmark report (roles/benchmark/files/report.py): tables, costs and charts.
 
 Two kinds of input:
-- recorded results: JSON written by real runs of gpubox_bench.py on CPU-only machines (a Debian 12 test
-  container through playbooks/benchmark.yml, and the build machine with numpy), kept in
-  tests/fixtures/benchmark/. No recorded GPU run exists yet (docs/benchmarks.md).
+- recorded results: JSON written by real runs of gpubox_bench.py, kept in tests/fixtures/benchmark/: so far
+  CPU-only machines (a Debian 12 test container through playbooks/benchmark.yml, and the build machine with
+  numpy). No GPU run is recorded yet; the test for recorded GPU runs skips until one is (docs/benchmarks.md).
 - SYNTHETIC GPU-shaped results, built in this file by `synthetic_gpu_result`, to reach the report's GPU code
   paths (GPU tables, scaling, cost per image). Their numbers are invented round figures, not measurements,
   and are never written to disk as if recorded.
@@ -32,6 +32,10 @@ def report():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def recorded(device: str) -> list[Path]:
+    return [p for p in sorted(FIXTURES.glob("*.json")) if json.loads(p.read_text())["device"] == device]
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -94,12 +98,14 @@ def write(results: Path, *records: dict) -> Path:
 
 def test_recorded_cpu_runs_make_a_cpu_report_and_real_charts(report, tmp_path):
     results = tmp_path / "results"
-    shutil.copytree(FIXTURES, results)
+    results.mkdir()
+    for p in recorded("cpu"):
+        shutil.copy(p, results)
     path = report.write_report(results, tmp_path / "out", PRICES)
     text = path.read_text()
-    recorded = [json.loads(p.read_text()) for p in sorted(FIXTURES.glob("*.json"))]
-    assert len(recorded) >= 2
-    for r in recorded:
+    runs = [json.loads(p.read_text()) for p in recorded("cpu")]
+    assert len(runs) >= 2
+    for r in runs:
         assert r["device"] == "cpu" and r["gpu"] is None
         mm = r["cpu"]["matmul"]
         assert f"| {r['box']} | {r['cpu']['backend']} |" in text
@@ -117,8 +123,26 @@ def test_recorded_cpu_runs_make_a_cpu_report_and_real_charts(report, tmp_path):
         assert png_size(tmp_path / "out" / "charts" / f"{name}.png") == (800, 450)
 
 
+def test_recorded_gpu_runs_fill_the_gpu_tables(report, tmp_path):
+    gpu_runs = recorded("cuda")
+    if not gpu_runs:
+        pytest.skip("no GPU run recorded yet: tests/gpu/benchmark.sh, then docs/benchmarks.md")
+    results = tmp_path / "results"
+    results.mkdir()
+    for p in gpu_runs:
+        shutil.copy(p, results)
+    text = report.write_report(results, tmp_path / "out", PRICES).read_text()
+    for r in (json.loads(p.read_text()) for p in gpu_runs):
+        assert r["gpu"]["model"] in text
+        assert report.fmt(r["matmul"]["bf16"]["tflops"]["median"]) in text
+        assert report.fmt(r["bandwidth"]["device_copy_gbs"]["median"]) in text
+        assert report.fmt(r["training"]["fp32"]["images_per_s"]["median"]) in text
+    for name in report.CHARTS:
+        assert png_size(tmp_path / "out" / "charts" / f"{name}.png") == (800, 450)
+
+
 def test_the_pure_python_run_is_from_the_container_and_the_numpy_run_has_both_precisions(report):
-    by_backend = {json.loads(p.read_text())["cpu"]["backend"].split()[0]: p for p in FIXTURES.glob("*.json")}
+    by_backend = {json.loads(p.read_text())["cpu"]["backend"].split()[0]: p for p in recorded("cpu")}
     container = json.loads(by_backend["pure"].read_text())
     assert container["host"]["python_executable"] == "/usr/bin/python3"
     assert set(container["cpu"]["matmul"]) == {"fp64"}
