@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.ground import hosts as ground_hosts
-from tests.ground.ec2api import EC2Api, test_client
+from tests.ground.ec2api import EC2Api, api_client
 from tests.ground.mirror import Mirror
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,8 +26,10 @@ VENV_BIN = ROOT / ".venv" / "bin"
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if "integration" in item.path.parts:
+        if "integration" in item.path.parts or "e2e" in item.path.parts:
             item.add_marker(pytest.mark.integration)
+    # The IAM policy check reads what every other test asked of the local EC2 API, so it runs last.
+    items.sort(key=lambda item: item.get_closest_marker("after_all_aws_calls") is not None)
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +55,7 @@ def aws_env(ec2api: EC2Api) -> dict[str, str]:
 
 @pytest.fixture
 def ec2(aws_env):
-    return test_client("ec2", aws_env["AWS_ENDPOINT_URL"])
+    return api_client("ec2", aws_env["AWS_ENDPOINT_URL"])
 
 
 def run_ansible(

@@ -117,7 +117,7 @@ def client_env(endpoint: str) -> dict[str, str]:
 TEST_AGENT = "gpubox-tests/1"
 
 
-def test_client(service: str, endpoint: str):
+def api_client(service: str, endpoint: str):
     """A boto3 client for the tests' own checks against the local API (marked, see TEST_AGENT)."""
     import boto3
     from botocore.config import Config
@@ -153,6 +153,14 @@ def iam_action(entry: dict) -> str | None:
     return f"{scope.group(1)}:{name}" if name else None
 
 
+def recorded_actions(recording: Path) -> set[str]:
+    """The IAM names of the AWS calls in a request recording (see iam_action)."""
+    if not recording.exists():
+        return set()
+    lines = filter(None, recording.read_text().splitlines())
+    return {action for action in map(iam_action, map(json.loads, lines)) if action}
+
+
 class EC2Api:
     # What the playbooks asked of every local API of this process, for the IAM policy check (see all_actions).
     stopped_actions: ClassVar[set[str]] = set()
@@ -171,15 +179,7 @@ class EC2Api:
 
     def actions(self) -> set[str]:
         """IAM names (`ec2:RunInstances`) of the AWS calls recorded so far, the tests' own left out."""
-        if not self.recording.exists():
-            return set()
-        return {
-            action
-            for line in self.recording.read_text().splitlines()
-            if line.strip()
-            for action in [iam_action(json.loads(line))]
-            if action
-        }
+        return recorded_actions(self.recording)
 
     def start(self) -> EC2Api:
         env = dict(os.environ)
@@ -230,8 +230,11 @@ class EC2Api:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, help="keep the server's files (log, request recording) here")
     args = parser.parse_args(argv)
-    api = EC2Api(args.port).start()
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    api = EC2Api(args.port, args.workdir).start()
     for key, value in api.env.items():
         print(f"export {key}={value}")
     print(f"# local EC2 API on {api.endpoint}; ^C stops it", flush=True)

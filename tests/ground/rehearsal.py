@@ -7,8 +7,9 @@ What stands in for what:
   NVIDIA's apt repo,  the stand-ins of tests/standins/, served by the download mirror on the bridge
   Miniconda, D2L zip
 The only glue is AWS_ENDPOINT_URL and an extra inventory source (STATE/inventory/) that gives each box's
-container address and points the download variables at the mirror. Everything else (Debian's archive, PyPI)
-is real. Boxes are those declared in inventory/group_vars/all/gpubox.yml (by default one, `d2l`).
+container address and points the download variables at the mirror (plus a fact cache of its own, so a real
+box of the same name never sees a container's facts). Everything else (Debian's archive, PyPI) is real.
+Boxes are those declared in inventory/group_vars/all/gpubox.yml (by default one, `d2l`).
 
 Shell (as root; `make rehearse` / `make rehearse-down` also install what is needed first):
   python -m tests.ground.rehearsal up       # start (or reuse) the stand-ins, run site.yml, print ssh + Jupyter
@@ -49,6 +50,8 @@ class Rehearsal:
     state_dir: Path = ROOT / ".cache" / "rehearsal"
     home: Path = field(default_factory=Path.home)
     image: str = "debian12"
+    # Boxes to declare instead of the project's (the performance script rehearses several).
+    box_names: list[str] | None = None
 
     # --- names and paths -------------------------------------------------------------------------------
     @property
@@ -75,6 +78,11 @@ class Rehearsal:
         return self.home / ".ssh" / "gpubox"
 
     @property
+    def ec2api_dir(self) -> Path:
+        """The local EC2 API's log and request recording."""
+        return self.state_dir / "ec2api"
+
+    @property
     def state_file(self) -> Path:
         return self.state_dir / "state.json"
 
@@ -82,9 +90,13 @@ class Rehearsal:
         return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
 
     @staticmethod
-    def boxes() -> list[str]:
-        """The boxes site.yml will launch: those declared in the project's settings."""
+    def declared_boxes() -> list[str]:
+        """The boxes the project's settings declare (by default one, `d2l`)."""
         return [b["name"] for b in yaml.safe_load(SETTINGS.read_text())["gpubox_boxes"]]
+
+    def boxes(self) -> list[str]:
+        """The boxes site.yml will launch in this rehearsal."""
+        return self.box_names or self.declared_boxes()
 
     # --- environment -----------------------------------------------------------------------------------
     def env(self, state: dict | None = None) -> dict[str, str]:
@@ -94,6 +106,8 @@ class Rehearsal:
             **client_env(state["endpoint"]),
             "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
             "ANSIBLE_INVENTORY": f"{ROOT / 'inventory'},{self.inventory}",
+            # Facts of its own: a real box may bear the same name as a rehearsal one.
+            "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(self.state_dir / "facts"),
         }
 
     def playbook(self, playbook: str, *args: str, check: bool = True, **run) -> subprocess.CompletedProcess:
@@ -122,7 +136,9 @@ class Rehearsal:
         ec2_port, mirror_port = free_port(), free_port()
         state = {
             "endpoint": f"http://127.0.0.1:{ec2_port}",
-            "ec2api_pid": self._daemon("ec2api", ["-m", "tests.ground.ec2api", "--port", str(ec2_port)]),
+            "ec2api_pid": self._daemon(
+                "ec2api", ["-m", "tests.ground.ec2api", "--port", str(ec2_port), "--workdir", str(self.ec2api_dir)]
+            ),
         }
         self.state_file.write_text(json.dumps(state))  # from here on, `down` knows what to stop
         mirror_root = prepare_mirror_root()
@@ -182,6 +198,8 @@ class Rehearsal:
             # this machine, as the boxes see it
             "gpubox_ssh_cidr": f"{gateway}/32",
         }
+        if self.box_names:
+            settings["gpubox_boxes"] = [{"name": box} for box in self.box_names]
         standins = yaml.safe_load(STANDIN_VARS.read_text())
         standins.update(standins_dir=str(ROOT / ".cache" / "mirror"), mirror_url=state["mirror_url"])
         (self.inventory / "group_vars" / "all" / "rehearsal.yml").write_text(
@@ -216,7 +234,7 @@ class Rehearsal:
             self.playbook("playbooks/terminate.yml", "-e", "gpubox_confirm=yes", check=False)
         for key in ("mirror_pid", "ec2api_pid"):
             _stop(state.get(key))
-        for box in self.boxes():
+        for box in set(self.boxes()) | set(state.get("boxes", {})):
             TestHost(self.container(box), 0, "").remove()
         podman("network", "rm", "-f", self.network, check=False)
         (self.ssh_config_dir / f"{self.name}.conf").unlink(missing_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ground.ec2api import test_client
+from tests.ground.ec2api import api_client
 from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook
 
 BOX = {"name": "d2l"}
@@ -139,7 +139,7 @@ def test_image_aliases_resolve(aws_env, ec2, tmp_path):
     dlami = ec2.describe_images(Filters=[{"Name": "name", "Values": ["Deep Learning Base OSS Nvidia Driver GPU*"]}])
     dlami_id = dlami["Images"][0]["ImageId"]
     # AWS's /aws/service/... parameters are reserved names; the test publishes the same value under its own name.
-    ssm = test_client("ssm", aws_env["AWS_ENDPOINT_URL"])
+    ssm = api_client("ssm", aws_env["AWS_ENDPOINT_URL"])
     ssm.put_parameter(Name="/gpubox-test/dlami/x86_64/ami-id", Value=dlami_id, Type="String")
     noble = sorted(
         ec2.describe_images(

@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import ROOT, run_ansible
-from tests.ground.ec2api import EC2Api, test_client
+from tests.ground.ec2api import EC2Api, api_client
 from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, tags, unsafe
 
 PROJECT = "pytest-gpubox"
@@ -62,7 +62,7 @@ def story(api, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ec2m(api):
-    return test_client("ec2", api.endpoint)
+    return api_client("ec2", api.endpoint)
 
 
 def box(ec2, name: str, states=("pending", "running", "stopping", "stopped")) -> dict:
@@ -170,6 +170,22 @@ def test_second_provision_changes_nothing(story, ec2m):
     assert run.rc == 0, run.output[-4000:]
     assert run.stats["changed"] == 0, [n for n, r in run.tasks() if r.get("changed")]
     assert counts(ec2m) == before
+
+
+def test_a_new_operator_address_replaces_the_ssh_rule(story, ec2m):
+    """When your address changes, the one SSH rule follows it (the old address loses access)."""
+
+    def ssh_sources() -> list[str]:
+        group = ec2m.describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"gpubox-{PROJECT}-ssh"]}])
+        return [r["CidrIp"] for p in group["SecurityGroups"][0]["IpPermissions"] for r in p["IpRanges"]]
+
+    moved = "203.0.113.9/32"  # TEST-NET-3
+    for cidr in (moved, SSH_CIDR):
+        run = playbook(
+            "provision", story["env"], "--tags", "preflight,firewall", extra={**SETTINGS, "gpubox_ssh_cidr": cidr}
+        )
+        assert run.rc == 0, run.output[-4000:]
+        assert ssh_sources() == [cidr]
 
 
 def test_spot_box_is_persistent_tagged_and_single(story, ec2m, api):

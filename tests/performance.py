@@ -1,0 +1,183 @@
+"""How long gpubox's runs take: configure.yml first converge and no-op re-converge on 1 and 5 boxes, with the
+shipped ansible.cfg and with Ansible's defaults; provision.yml when there is nothing to do; the dynamic
+inventory listing with and without its cache. Boxes are rehearsal boxes (tests/ground/rehearsal.py: systemd
+containers, local EC2 API), so the figures are Ansible's own cost plus real downloads on a first converge.
+
+  python -m tests.performance [--boxes 1 5] [--repeat 3] [--out docs/performance.md]
+
+Prints the figures and writes them, with the machine and this command, to the Markdown file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.conftest import changed_count
+from tests.ground.rehearsal import ROOT, Rehearsal
+
+BIN = Path(sys.executable).parent
+
+
+def defaults_env(tmp: Path) -> dict[str, str]:
+    """Ansible's defaults: an empty ansible.cfg, plus only what any run needs to work at all (where the
+    roles are; host keys: the defaults would ask on the terminal about each new box)."""
+    empty = tmp / "empty.cfg"
+    empty.write_text("")
+    return {
+        "ANSIBLE_CONFIG": str(empty),
+        "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+    }
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True)
+    took = time.monotonic() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+    return took, proc
+
+
+def playbook(r: Rehearsal, name: str, extra_env: dict[str, str]) -> tuple[float, int, int]:
+    """Seconds, tasks run and changed count of one ansible-playbook run."""
+    took, proc = timed([str(BIN / "ansible-playbook"), name], {**r.env(), **extra_env})
+    tasks = sum(int(n) for n in re.findall(r"\bok=(\d+)", proc.stdout.split("PLAY RECAP")[-1]))
+    return took, tasks, changed_count(proc.stdout)
+
+
+def measure_configure(n: int, config: str, repeat: int, tmp: Path) -> dict:
+    extra = {} if config == "shipped" else defaults_env(tmp)
+    names = [f"box{i}" for i in range(1, n + 1)]
+    r = Rehearsal(f"perf{n}{config[0]}", tmp / f"state-{n}-{config}", tmp / "home", box_names=names)
+    try:
+        r._start()
+        provision, _, _ = playbook(r, "playbooks/provision.yml", {})
+        first, _, first_changed = playbook(r, "playbooks/configure.yml", extra)
+        noop = [playbook(r, "playbooks/configure.yml", extra) for _ in range(repeat)]
+        assert all(c == 0 for _, _, c in noop), f"{config}, {n} boxes: a re-converge changed something"
+        row = {
+            "boxes": n,
+            "config": config,
+            "provision_first": provision,
+            "first": first,
+            "first_changed": first_changed,
+            "noop": statistics.median(t for t, _, _ in noop),
+            "noop_all": [t for t, _, _ in noop],
+            "noop_tasks": noop[0][1],
+        }
+        if config == "shipped":
+            row["provision_noop"] = statistics.median(
+                playbook(r, "playbooks/provision.yml", {})[0] for _ in range(repeat)
+            )
+            row |= inventory_listing(r, repeat, tmp)
+        return row
+    finally:
+        r.down()
+
+
+def inventory_listing(r: Rehearsal, repeat: int, tmp: Path) -> dict:
+    """`ansible-inventory --graph`: straight from the API, then from the inventory cache (ANSIBLE_INVENTORY_CACHE)."""
+    cmd = [str(BIN / "ansible-inventory"), "--graph"]
+    cache = {"ANSIBLE_INVENTORY_CACHE": "True", "ANSIBLE_INVENTORY_CACHE_CONNECTION": str(tmp / "inventory-cache")}
+    uncached = [timed(cmd, r.env())[0] for _ in range(repeat)]
+    timed(cmd, {**r.env(), **cache})  # fills the cache
+    cached = [timed(cmd, {**r.env(), **cache})[0] for _ in range(repeat)]
+    return {"inventory_uncached": statistics.median(uncached), "inventory_cached": statistics.median(cached)}
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    mem = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) / 2**20
+    ansible = subprocess.run([str(BIN / "ansible"), "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    python = platform.python_version()
+    return f"{os.cpu_count()} vCPU ({cpu}), {mem:.0f} GiB RAM, {platform.platform()}, {ansible}, Python {python}"
+
+
+def report(rows: list[dict], repeat: int, argv: list[str]) -> str:
+    by = {(r["boxes"], r["config"]): r for r in rows}
+    counts = sorted({r["boxes"] for r in rows})
+    lines = [
+        "| configure.yml | "
+        + " | ".join(f"{n} box{'es' if n > 1 else ''}, {c}" for n in counts for c in ("shipped", "defaults"))
+        + " |",
+        "|---|" + "---:|" * (2 * len(counts)),
+    ]
+    for key, label in [
+        ("first", "first converge (s)"),
+        ("noop", f"no-op re-converge, median of {repeat} (s)"),
+        ("noop_tasks", "tasks run on a no-op (sum over boxes)"),
+    ]:
+        cells = []
+        for n in counts:
+            for c in ("shipped", "defaults"):
+                v = by.get((n, c), {}).get(key)
+                cells.append("—" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v)))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    shipped = [by[(n, "shipped")] for n in counts if (n, "shipped") in by]
+    other = [
+        "",
+        "| shipped ansible.cfg | "
+        + " | ".join(f"{r['boxes']} box{'es' if r['boxes'] > 1 else ''}" for r in shipped)
+        + " |",
+        "|---|" + "---:|" * len(shipped),
+    ]
+    for key, label in [
+        ("provision_first", "provision.yml, launching (s)"),
+        ("provision_noop", "provision.yml, nothing to do (s)"),
+        ("inventory_uncached", "`ansible-inventory --graph`, uncached (s)"),
+        ("inventory_cached", "`ansible-inventory --graph`, cached (s)"),
+    ]:
+        other.append(f"| {label} | " + " | ".join(f"{r[key]:.1f}" for r in shipped) + " |")
+    return "\n".join(lines + other)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--boxes", type=int, nargs="+", default=[1, 5])
+    parser.add_argument("--configs", nargs="+", default=["shipped", "defaults"], choices=["shipped", "defaults"])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, help="write the figures into this Markdown file's results section")
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="gpubox-perf-") as tmp:
+        for n in args.boxes:
+            for config in args.configs:
+                print(f"== configure.yml on {n} box(es), {config} config", flush=True)
+                rows.append(measure_configure(n, config, args.repeat, Path(tmp)))
+                print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in rows[-1].items()}, flush=True)
+    table = report(rows, args.repeat, argv or sys.argv[1:])
+    print(table)
+    if args.out:
+        write_results(args.out, table, " ".join(["python -m tests.performance", *(argv or sys.argv[1:])]))
+
+
+def write_results(path: Path, table: str, command: str) -> None:
+    """Replace the text between the results markers of `path` (the rest of the page is written by hand)."""
+    start, end = "<!-- results: written by tests/performance.py -->", "<!-- end of results -->"
+    text = path.read_text() if path.exists() else f"# Performance\n\n{start}\n{end}\n"
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    body = f"{start}\nMeasured {stamp} on {machine()}.\nCommand: `{command}`\n\n{table}\n{end}"
+    path.write_text(head + body + tail)
+
+
+if __name__ == "__main__":
+    main()
