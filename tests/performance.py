@@ -122,7 +122,7 @@ def report(rows: list[dict], repeat: int, argv: list[str]) -> str:
     for key, label in [
         ("first", "first converge (s)"),
         ("noop", f"no-op re-converge, median of {repeat} (s)"),
-        ("noop_tasks", "tasks run on a no-op (sum over boxes)"),
+        ("noop_tasks", "tasks that ran on a no-op (ok, summed over boxes)"),
     ]:
         cells = []
         for n in counts:
