@@ -359,6 +359,16 @@ def grouped_bars(ax, groups: list[str], series: dict[str, list[float | None]], y
         ax.legend(fontsize=7)
 
 
+def bars_or_note(ax, groups: list[str], series: dict, ylabel: str, title: str, note: str) -> None:
+    """Grouped bars of the series that have a value, or the note saying why there is nothing to draw."""
+    series = {name: vs for name, vs in series.items() if any(vs)}
+    if series:
+        grouped_bars(ax, groups, series, ylabel)
+    else:
+        empty(ax, note)
+    ax.set_title(title, fontsize=10)
+
+
 def empty(ax, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, wrap=True)
     ax.set_xticks([])
@@ -386,24 +396,21 @@ def draw_charts(latest: dict[str, dict], costs: dict[str, dict], outdir: Path) -
             else:
                 g = median(((r.get("cpu") or {}).get("matmul") or {}).get(p), "gflops")
                 vs.append(g / 1000 if g is not None else None)
-        if any(vs):
-            matmul[p] = vs
-    if matmul:
-        grouped_bars(ax1, labels, matmul, "TFLOP/s")
-    else:
-        empty(ax1, "no matmul figure")
-    ax1.set_title("Dense matmul", fontsize=10)
+        matmul[p] = vs
+    bars_or_note(ax1, labels, matmul, "TFLOP/s", "Dense matmul", "no matmul figure")
     gpu_names = [b for b in names if is_gpu(latest[b])]
     training = {
         name: [median((latest[b].get("training") or {}).get(key), "images_per_s") for b in gpu_names]
         for key, name in TRAINING_PRECISIONS
     }
-    training = {k: v for k, v in training.items() if any(v)}
-    if training:
-        grouped_bars(ax2, gpu_names, training, "images/s")
-    else:
-        empty(ax2, "no training figure:\nno box with a GPU measured")
-    ax2.set_title("ResNet-18 training, 1 GPU", fontsize=10)
+    bars_or_note(
+        ax2,
+        gpu_names,
+        training,
+        "images/s",
+        "ResNet-18 training, 1 GPU",
+        "no training figure:\nno box with a GPU measured",
+    )
     fig.tight_layout()
     fig.savefig(outdir / "throughput.png")
     plt.close(fig)
@@ -435,22 +442,21 @@ def draw_charts(latest: dict[str, dict], costs: dict[str, dict], outdir: Path) -
     # Cost: $/h and $ per million training images, on-demand and spot where known.
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=CHART_SIZE, dpi=CHART_DPI)
     per_h = {"on-demand": [costs[b]["ondemand"] for b in names], "spot": [costs[b]["spot"] for b in names]}
-    per_h = {k: v for k, v in per_h.items() if any(v)}
-    if per_h:
-        grouped_bars(ax1, labels, per_h, "USD per hour")
-    else:
-        empty(ax1, "no known price\n(instance type unknown or not in the table)")
-    ax1.set_title("Price", fontsize=10)
+    bars_or_note(
+        ax1, labels, per_h, "USD per hour", "Price", "no known price\n(instance type unknown or not in the table)"
+    )
     per_m = {
         "on-demand": [costs[b]["ondemand_per_m"] for b in names],
         "spot": [costs[b]["spot_per_m"] for b in names],
     }
-    per_m = {k: v for k, v in per_m.items() if any(v)}
-    if per_m:
-        grouped_bars(ax2, labels, per_m, "USD per million images")
-    else:
-        empty(ax2, "no cost per image:\nneeds a price and a training figure")
-    ax2.set_title("Cost per million training images", fontsize=10)
+    bars_or_note(
+        ax2,
+        labels,
+        per_m,
+        "USD per million images",
+        "Cost per million training images",
+        "no cost per image:\nneeds a price and a training figure",
+    )
     fig.tight_layout()
     fig.savefig(outdir / "cost.png")
     plt.close(fig)
