@@ -5,9 +5,11 @@ Each part also runs from the shell: python -m tests.ground.{ec2api,mirror,hosts}
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -78,6 +80,22 @@ def run_ansible(
             f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
         )
     return proc
+
+
+def load_module(path: Path, name: str | None = None):
+    """Import a Python file that is not in a package (a role's module or program) by its path."""
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height of a PNG file, after checking that it is one."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
 
 
 def changed_count(stdout: str) -> int:

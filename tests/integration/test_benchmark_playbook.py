@@ -9,14 +9,12 @@ changes nothing. A Python that is not there is named, and nothing is run.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import struct
 
 import pytest
 
-from tests.conftest import ROOT, run_ansible, ssh_inventory
+from tests.conftest import ROOT, load_module, png_size, run_ansible, ssh_inventory
 
 FILES = ROOT / "roles" / "benchmark" / "files"
 INSTALL_TASKS = (
@@ -24,13 +22,6 @@ INSTALL_TASKS = (
     "Create the benchmark's directories",
     "Install the benchmark program",
 )
-
-
-def load_report_module():
-    spec = importlib.util.spec_from_file_location("gpubox_report", FILES / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def task_results(stdout: str) -> dict[str, str]:
@@ -42,13 +33,6 @@ def task_results(stdout: str) -> dict[str, str]:
         elif task and (m := re.match(r"(ok|changed|skipping|fatal): \[(box|box -> localhost)\]", line)):
             results.setdefault(task, m.group(1))
     return results
-
-
-def png_size(path) -> tuple[int, int]:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
-    assert data[12:16] == b"IHDR"
-    return struct.unpack(">II", data[16:24])
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +92,7 @@ def test_cpu_box_measures_the_cpu_path_and_says_so(bench):
 
 def test_report_and_charts_are_written_on_the_controller(bench):
     _, tmp, _, _ = bench
-    report = load_report_module()
+    report = load_module(FILES / "report.py")
     result = json.loads(next((tmp / "results").glob("*.json")).read_text())
     text = (tmp / "report" / "report.md").read_text()
     assert "CPU (no GPU measured)" in text

@@ -4,7 +4,6 @@ the CPU path, and never write a GPU figure. Its GPU path needs CUDA and is run b
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import types
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_module
 
 PROGRAM = ROOT / "roles" / "benchmark" / "files" / "gpubox_bench.py"
 GPU_KEYS = {"matmul", "bandwidth", "training", "scaling"}
@@ -20,10 +19,7 @@ GPU_KEYS = {"matmul", "bandwidth", "training", "scaling"}
 
 @pytest.fixture
 def bench():
-    spec = importlib.util.spec_from_file_location("gpubox_bench", PROGRAM)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(PROGRAM)
 
 
 def test_without_torch_the_cpu_path_is_measured_with_numpy(tmp_path):

@@ -11,16 +11,14 @@ Two kinds of input:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import struct
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_module, png_size
 
 FIXTURES = ROOT / "tests" / "fixtures" / "benchmark"
 PRICES = ROOT / "roles" / "ec2_list" / "vars" / "main.yml"
@@ -28,21 +26,11 @@ PRICES = ROOT / "roles" / "ec2_list" / "vars" / "main.yml"
 
 @pytest.fixture(scope="module")
 def report():
-    spec = importlib.util.spec_from_file_location("gpubox_report", ROOT / "roles" / "benchmark" / "files" / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(ROOT / "roles" / "benchmark" / "files" / "report.py")
 
 
 def recorded(device: str) -> list[Path]:
     return [p for p in sorted(FIXTURES.glob("*.json")) if json.loads(p.read_text())["device"] == device]
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
-    assert data[12:16] == b"IHDR"
-    return struct.unpack(">II", data[16:24])
 
 
 def stat(value: float) -> dict:

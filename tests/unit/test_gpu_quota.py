@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import boto3
 import pytest
 from botocore.stub import Stubber
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import ROOT, load_module
+
 REGION = "us-west-2"
 
 
-def _load(name: str):
-    path = ROOT / "roles/ec2_preflight/library" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-quota = _load("ec2_gpu_quota")
+quota = load_module(ROOT / "roles/ec2_preflight/library/ec2_gpu_quota.py")
 
 
 def _client(service):

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import boto3
 from botocore.stub import Stubber
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    "ec2_instance_type_offerings", ROOT / "roles/ec2_preflight/library/ec2_instance_type_offerings.py"
-)
-offerings = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(offerings)
+from tests.conftest import ROOT, load_module
+
+offerings = load_module(ROOT / "roles/ec2_preflight/library/ec2_instance_type_offerings.py")
 
 
 def test_zones_per_type_and_unknown_types_get_none():
