@@ -4,7 +4,6 @@ terminate. The tests run in order; each builds on the state the previous one lef
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import socket
@@ -16,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, changed_count, png_size
-from tests.ground.ec2api import EC2Api, api_client, recorded_actions
+from tests.conftest import ROOT, changed_count, png_size, run_ansible
+from tests.ground.ec2api import EC2Api, api_client
 from tests.ground.net import free_port
 from tests.ground.rehearsal import Rehearsal
 
@@ -35,7 +34,7 @@ def rehearsal(tmp_path_factory):
         yield r
     finally:
         # What the playbooks asked of the local EC2 API counts for the IAM policy check.
-        EC2Api.stopped_actions |= recorded_actions(r.ec2api_dir / "recording.jsonl")
+        EC2Api.stopped_actions |= r.actions()
         r.down()
 
 
@@ -46,7 +45,7 @@ def ssh(r: Rehearsal, *args: str, check: bool = True) -> subprocess.CompletedPro
 
 
 def ssh_entries(r: Rehearsal) -> str:
-    return (r.ssh_config_dir / "e2e.conf").read_text()
+    return r.ssh_entries.read_text()
 
 
 def run(r: Rehearsal, playbook: str, *args: str) -> subprocess.CompletedProcess:
@@ -135,13 +134,7 @@ def test_jupyter_port_is_closed_on_the_box_address(rehearsal):
 
 
 def test_dynamic_inventory_lists_the_box(rehearsal):
-    graph = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "ansible-inventory"), "--graph", "gpubox"],
-        env={**os.environ, **rehearsal.env()},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    graph = run_ansible(["ansible-inventory", "--graph", "gpubox"], env=rehearsal.env()).stdout
     assert re.search(rf"^\s*\|--{BOX}$", graph, re.M), graph
 
 

@@ -113,6 +113,9 @@ def client_env(endpoint: str) -> dict[str, str]:
     }
 
 
+# The request recording's file name in the server's working directory.
+RECORDING = "recording.jsonl"
+
 # User-Agent mark of the tests' own boto3 clients, so their calls are not counted as the playbooks'.
 TEST_AGENT = "gpubox-tests/1"
 
@@ -132,6 +135,14 @@ def api_client(service: str, endpoint: str):
     )
 
 
+def request_params(entry: dict) -> dict[str, list[str]]:
+    """The form parameters of one recorded request (query protocol: Action=...&...), body or URL."""
+    body = entry.get("body") or ""
+    if entry.get("body_encoded"):
+        body = base64.b64decode(body).decode("utf-8", "replace")
+    return urllib.parse.parse_qs(body) or urllib.parse.parse_qs(urllib.parse.urlsplit(entry["url"]).query)
+
+
 def iam_action(entry: dict) -> str | None:
     """`service:Action` of one recorded request (SigV4 credential scope + Action parameter or X-Amz-Target);
     None for the tests' own calls and for requests that are not AWS API calls."""
@@ -142,23 +153,21 @@ def iam_action(entry: dict) -> str | None:
     if not scope:
         return None
     target = headers.get("x-amz-target", "")
-    if target:
-        name = target.rsplit(".", 1)[-1]
-    else:
-        body = entry.get("body") or ""
-        if entry.get("body_encoded"):
-            body = base64.b64decode(body).decode("utf-8", "replace")
-        query = urllib.parse.parse_qs(body) or urllib.parse.parse_qs(urllib.parse.urlsplit(entry["url"]).query)
-        name = (query.get("Action") or [""])[0]
+    name = target.rsplit(".", 1)[-1] if target else (request_params(entry).get("Action") or [""])[0]
     return f"{scope.group(1)}:{name}" if name else None
 
 
-def recorded_actions(recording: Path) -> set[str]:
-    """The IAM names of the AWS calls in a request recording (see iam_action)."""
+def recorded_requests(workdir: Path) -> list[dict]:
+    """Every request a local API with this working directory has recorded so far."""
+    recording = workdir / RECORDING
     if not recording.exists():
-        return set()
-    lines = filter(None, recording.read_text().splitlines())
-    return {action for action in map(iam_action, map(json.loads, lines)) if action}
+        return []
+    return [json.loads(line) for line in recording.read_text().splitlines() if line]
+
+
+def recorded_actions(workdir: Path) -> set[str]:
+    """The IAM names of the AWS calls a local API with this working directory recorded (see iam_action)."""
+    return {action for action in map(iam_action, recorded_requests(workdir)) if action}
 
 
 class EC2Api:
@@ -173,13 +182,9 @@ class EC2Api:
         self.workdir = Path(workdir or self._tmp.name)
         self.proc: subprocess.Popen | None = None
 
-    @property
-    def recording(self) -> Path:
-        return self.workdir / "recording.jsonl"
-
     def actions(self) -> set[str]:
         """IAM names (`ec2:RunInstances`) of the AWS calls recorded so far, the tests' own left out."""
-        return recorded_actions(self.recording)
+        return recorded_actions(self.workdir)
 
     def start(self) -> EC2Api:
         env = dict(os.environ)
@@ -190,7 +195,7 @@ class EC2Api:
             MOTO_ENABLE_KEYPAIR_VALIDATION="true",
             # Every request is kept, so tests can see which AWS actions the playbooks really call.
             MOTO_ENABLE_RECORDING="true",
-            MOTO_RECORDER_FILEPATH=str(self.recording),
+            MOTO_RECORDER_FILEPATH=str(self.workdir / RECORDING),
         )
         log = open(self.workdir / "moto.log", "ab")  # noqa: SIM115 - lives as long as the server
         self.proc = subprocess.Popen(

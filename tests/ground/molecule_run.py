@@ -54,6 +54,13 @@ def create_network(name: str) -> None:
     raise SystemExit("no free 10.89.X.0/24 subnet left for a test network")
 
 
+def ensure_free_network(name: str) -> str:
+    """Create `name` on a free subnet unless it exists; return the host's (gateway) address on it."""
+    if subprocess.run(["podman", "network", "exists", name]).returncode != 0:
+        create_network(name)
+    return ensure_network(name)
+
+
 def prepare_mirror_root() -> Path:
     """Fill .cache/mirror/ with the stand-ins (cached by tests/standins/build.sh) and a probe file."""
     MIRROR_ROOT.mkdir(parents=True, exist_ok=True)
@@ -70,11 +77,7 @@ def main(argv: list[str]) -> int:
     scenario, command = argv[0], argv[1:] or ["test"]
     prepare_mirror_root()
     network = scenario_network(scenario)
-    gateway = None
-    if network:
-        if subprocess.run(["podman", "network", "exists", network]).returncode != 0:
-            create_network(network)
-        gateway = ensure_network(network)
+    gateway = ensure_free_network(network) if network else None
     mirror = Mirror(MIRROR_ROOT, ("127.0.0.1", gateway) if gateway else ("127.0.0.1",)).start()
     env = dict(os.environ)
     env["GPUBOX_MIRROR_URL"] = mirror.url(gateway or "127.0.0.1")

@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,9 +33,9 @@ from pathlib import Path
 
 import yaml
 
-from tests.ground.ec2api import client_env
-from tests.ground.hosts import TestHost, ensure_network, podman, start_host
-from tests.ground.molecule_run import create_network, prepare_mirror_root
+from tests.ground.ec2api import client_env, recorded_actions
+from tests.ground.hosts import TestHost, podman, start_host
+from tests.ground.molecule_run import MIRROR_ROOT, ensure_free_network, prepare_mirror_root
 from tests.ground.net import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,6 +84,11 @@ class Rehearsal:
         return self.state_dir / "ec2api"
 
     @property
+    def ssh_entries(self) -> Path:
+        """The ssh config file gpubox writes for this rehearsal's project."""
+        return self.ssh_config_dir / f"{self.name}.conf"
+
+    @property
     def state_file(self) -> Path:
         return self.state_dir / "state.json"
 
@@ -90,20 +96,28 @@ class Rehearsal:
         return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
 
     @staticmethod
-    def declared_boxes() -> list[str]:
+    def settings() -> dict:
+        """The project's settings (inventory/group_vars/all/gpubox.yml), which the rehearsal keeps."""
+        return yaml.safe_load(SETTINGS.read_text())
+
+    @classmethod
+    def declared_boxes(cls) -> list[str]:
         """The boxes the project's settings declare (by default one, `d2l`)."""
-        return [b["name"] for b in yaml.safe_load(SETTINGS.read_text())["gpubox_boxes"]]
+        return [b["name"] for b in cls.settings()["gpubox_boxes"]]
+
+    def actions(self) -> set[str]:
+        """What the playbooks have asked of this rehearsal's local EC2 API (IAM action names)."""
+        return recorded_actions(self.ec2api_dir)
 
     def boxes(self) -> list[str]:
         """The boxes site.yml will launch in this rehearsal."""
         return self.box_names or self.declared_boxes()
 
     # --- environment -----------------------------------------------------------------------------------
-    def env(self, state: dict | None = None) -> dict[str, str]:
+    def env(self) -> dict[str, str]:
         """What a playbook run needs to act on the rehearsal instead of AWS."""
-        state = state or self.state()
         return {
-            **client_env(state["endpoint"]),
+            **client_env(self.state()["endpoint"]),
             "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
             "ANSIBLE_INVENTORY": f"{ROOT / 'inventory'},{self.inventory}",
             # Facts of its own: a real box may bear the same name as a rehearsal one.
@@ -129,9 +143,7 @@ class Rehearsal:
 
     def _start(self) -> dict:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        if subprocess.run(["podman", "network", "exists", self.network]).returncode != 0:
-            create_network(self.network)
-        gateway = ensure_network(self.network)
+        gateway = ensure_free_network(self.network)
 
         ec2_port, mirror_port = free_port(), free_port()
         state = {
@@ -162,7 +174,10 @@ class Rehearsal:
             self.key_file.chmod(0o400)
         pubkey = self.key_file.with_suffix(".pem.pub")
         if not pubkey.exists():
-            pubkey.write_text(subprocess.run(["ssh-keygen", "-y", "-f", str(self.key_file)], **_out).stdout)
+            derived = subprocess.run(
+                ["ssh-keygen", "-y", "-f", str(self.key_file)], capture_output=True, text=True, check=True
+            )
+            pubkey.write_text(derived.stdout)
 
         state["boxes"] = {}
         for box in self.boxes():
@@ -201,7 +216,7 @@ class Rehearsal:
         if self.box_names:
             settings["gpubox_boxes"] = [{"name": box} for box in self.box_names]
         standins = yaml.safe_load(STANDIN_VARS.read_text())
-        standins.update(standins_dir=str(ROOT / ".cache" / "mirror"), mirror_url=state["mirror_url"])
+        standins.update(standins_dir=str(MIRROR_ROOT), mirror_url=state["mirror_url"])
         (self.inventory / "group_vars" / "all" / "rehearsal.yml").write_text(
             "# The rehearsal's own settings (they win over inventory/group_vars/all/ as a later source).\n"
             + yaml.safe_dump(settings, sort_keys=False)
@@ -215,13 +230,14 @@ class Rehearsal:
 
     def _report(self, state: dict) -> None:
         ssh = "ssh" if self.ssh_config == Path.home() / ".ssh" / "config" else f"ssh -F {self.ssh_config}"
+        local_port = self.settings()["gpubox_jupyter_local_port"]
         print(f"\nRehearsal '{self.name}' is up: local EC2 API {state['endpoint']}, boxes in podman containers.")
         for box, info in state["boxes"].items():
             token = self.jupyter_token(box)
             print(f"\n  box {box} (container {info['container']}, address {info['address']})")
             print(f"    {ssh} {box}                    # a shell on the box")
             print(f"    {ssh} -N {box}-jupyter         # the tunnel; then browse to")
-            print(f"    http://localhost:8889/lab?token={token}")
+            print(f"    http://localhost:{local_port}/lab?token={token}")
         print(f'\n  Other playbooks against the rehearsal:  eval "$({_self_cmd(self)} env)"')
         print("    ansible-playbook playbooks/list.yml | stop.yml | start.yml | terminate.yml -e gpubox_confirm=yes")
         print(f"  Tear down:  {_self_cmd(self)} down   (or make rehearse-down)\n", flush=True)
@@ -237,17 +253,11 @@ class Rehearsal:
         for box in set(self.boxes()) | set(state.get("boxes", {})):
             TestHost(self.container(box), 0, "").remove()
         podman("network", "rm", "-f", self.network, check=False)
-        (self.ssh_config_dir / f"{self.name}.conf").unlink(missing_ok=True)
+        self.ssh_entries.unlink(missing_ok=True)
         for path in (self.key_file, self.key_file.with_suffix(".pem.pub")):
             path.unlink(missing_ok=True)
-        for path in sorted(self.state_dir.rglob("*"), reverse=True) if self.state_dir.exists() else []:
-            path.rmdir() if path.is_dir() else path.unlink()
-        if self.state_dir.exists():
-            self.state_dir.rmdir()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
         print(f"rehearsal '{self.name}' removed", flush=True)
-
-
-_out = {"capture_output": True, "text": True, "check": True}
 
 
 def _alive(pid: int | None) -> bool:

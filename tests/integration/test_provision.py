@@ -6,17 +6,14 @@ stopped box and an untagged instance) -> list -> start -> image and relaunch fro
 
 from __future__ import annotations
 
-import base64
 import json
 import stat
 import subprocess
-import urllib.parse
-import urllib.request
 
 import pytest
 
 from tests.conftest import ROOT, run_ansible
-from tests.ground.ec2api import EC2Api, api_client
+from tests.ground.ec2api import EC2Api, api_client, recorded_requests, request_params
 from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, tags, unsafe
 
 PROJECT = "pytest-gpubox"
@@ -39,16 +36,7 @@ def api():
 
 def recorded(api, action: str) -> list[dict[str, list[str]]]:
     """The form parameters of every recorded EC2 request of this action."""
-    found = []
-    for line in filter(None, api.recording.read_text().splitlines()):
-        entry = json.loads(line)
-        body = entry.get("body") or ""
-        if entry.get("body_encoded"):
-            body = base64.b64decode(body).decode()
-        params = urllib.parse.parse_qs(body)
-        if params.get("Action") == [action]:
-            found.append(params)
-    return found
+    return [p for p in map(request_params, recorded_requests(api.workdir)) if p.get("Action") == [action]]
 
 
 @pytest.fixture(scope="module")
