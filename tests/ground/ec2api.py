@@ -1,4 +1,5 @@
-"""Local EC2 API: a moto server on 127.0.0.1 with validation on and stand-in Canonical Ubuntu images.
+"""Local EC2 API: a moto server on 127.0.0.1 with validation on, stand-in Canonical Ubuntu images and AWS's key
+pair fingerprints.
 
 Playbooks reach it only through AWS_ENDPOINT_URL and test credentials, exactly as they would reach AWS.
 
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from tests.ground.net import free_port, wait_http
+
+ROOT = Path(__file__).resolve().parents[2]
 
 REGION = "us-west-2"
 CANONICAL = "099720109477"
@@ -198,8 +201,11 @@ class EC2Api:
             MOTO_RECORDER_FILEPATH=str(self.workdir / RECORDING),
         )
         log = open(self.workdir / "moto.log", "ab")  # noqa: SIM115 - lives as long as the server
+        # moto's server with AWS's key pair fingerprints (see moto_server.py); run from the repo root so that
+        # `tests` imports whatever the caller's working directory.
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "tests.ground.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+            cwd=ROOT,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,88 @@
+"""moto's server, with EC2 key pair fingerprints computed as AWS computes them.
+
+moto 5.2 fingerprints every key pair as colon-hex of a hash of the public key's DER SubjectPublicKeyInfo
+(SHA-256 for ed25519, MD5 for imported RSA, SHA-1 for created RSA). AWS ("Verify your key pair's fingerprint"):
+
+- ed25519, created or imported: base64 SHA-256 of the public key's SSH wire blob, as `ssh-keygen -l` prints it
+  after `SHA256:`, with the base64 '=' padding;
+- RSA imported: MD5 of the DER SubjectPublicKeyInfo, colon-hex (moto agrees);
+- RSA created by AWS: SHA-1 of the private key as PKCS#8 DER, colon-hex.
+
+A stand-in must be as strict as the real thing, so this launcher replaces the three names that
+moto.ec2.models.key_pairs imported from moto.ec2.utils (the only places key pair fingerprints are made) and runs
+moto's server. tests/unit/test_ec2api_fingerprints.py checks the result against ssh-keygen and `cryptography`.
+
+Shell:  python -m tests.ground.moto_server -H 127.0.0.1 -p PORT   # the arguments of python -m moto.server
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import sys
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from moto.ec2.models import key_pairs
+
+
+def _colon_hex(digest: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in digest)
+
+
+def ssh_sha256(public_key) -> str:
+    """base64 SHA-256 of the SSH wire blob (what AWS gives for ed25519 pairs)."""
+    line = public_key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return base64.b64encode(hashlib.sha256(base64.b64decode(line.split()[1])).digest()).decode()
+
+
+def spki_md5(public_key) -> str:
+    """MD5 of the DER SubjectPublicKeyInfo (what AWS gives for imported RSA pairs)."""
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return _colon_hex(hashlib.md5(der, usedforsecurity=False).digest())
+
+
+def pkcs8_sha1(private_key) -> str:
+    """SHA-1 of the private key as PKCS#8 DER (what AWS gives for RSA pairs it created)."""
+    der = private_key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return _colon_hex(hashlib.sha1(der, usedforsecurity=False).digest())
+
+
+_random_ed25519_key_pair = key_pairs.random_ed25519_key_pair
+_random_rsa_key_pair = key_pairs.random_rsa_key_pair
+
+
+def random_ed25519_key_pair():
+    details = _random_ed25519_key_pair()
+    public_key = serialization.load_ssh_public_key(details["material_public"])
+    return {**details, "fingerprint": ssh_sha256(public_key)}
+
+
+def random_rsa_key_pair():
+    details = _random_rsa_key_pair()
+    private_key = serialization.load_pem_private_key(details["material"], password=None)
+    return {**details, "fingerprint": pkcs8_sha1(private_key)}
+
+
+def imported_key_fingerprint(public_key, hash_constructor=None) -> str:
+    """Stands in for public_key_fingerprint, which key_pairs calls for imported keys only."""
+    return ssh_sha256(public_key) if isinstance(public_key, Ed25519PublicKey) else spki_md5(public_key)
+
+
+def patch() -> None:
+    key_pairs.random_ed25519_key_pair = random_ed25519_key_pair
+    key_pairs.random_rsa_key_pair = random_rsa_key_pair
+    key_pairs.public_key_fingerprint = imported_key_fingerprint
+
+
+def main(argv: list[str] | None = None) -> None:
+    from moto.server import main as moto_main
+
+    patch()
+    moto_main(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    main()
