@@ -36,9 +36,10 @@ class PlayRun:
         """The message of the task that failed (the item's message for a loop), not the whole output."""
         for _, result in self.tasks():
             if result.get("failed"):
-                # the JSON callback drops "failed" from loop items: the failed one is the one not skipped
+                # the JSON callback drops "failed" (and at times "skipped") from loop items: the failed one is the
+                # one that was not skipped
                 for item in result.get("results", []):
-                    if item.get("failed") or not item.get("skipped"):
+                    if item.get("failed") or not (item.get("skipped") or "skip_reason" in item):
                         return item.get("msg", "")
                 return result.get("msg", "")
         return ""
@@ -93,3 +94,37 @@ def instances(ec2, *filters: tuple[str, list[str]]) -> list[dict]:
 
 def tags(resource: dict) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+
+
+def snapshot(ec2, *roots: Path, ignore: tuple[str, ...] = (".ansible", "facts")) -> dict:
+    """What exists: instances (with state, tags, groups, metadata options), security groups (with rules and tags),
+    key pairs, spot requests, images, volumes, and every file under the given directories. A refused run must leave
+    this exactly as it was. Ansible's own working directory (~/.ansible) and the tests' fact caches are left out."""
+
+    found = {
+        "instances": sorted(
+            (
+                i["InstanceId"],
+                i["State"]["Name"],
+                json.dumps(sorted(tags(i).items())),
+                json.dumps(sorted(g["GroupId"] for g in i.get("SecurityGroups", []))),
+                json.dumps(i.get("MetadataOptions", {}), sort_keys=True, default=str),
+            )
+            for i in instances(ec2)
+        ),
+        "groups": sorted(
+            json.dumps([g["GroupId"], g["GroupName"], g["IpPermissions"], sorted(tags(g).items())], default=str)
+            for g in ec2.describe_security_groups()["SecurityGroups"]
+        ),
+        "keys": sorted(k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]),
+        "spot": sorted(
+            (r["SpotInstanceRequestId"], r["State"])
+            for r in ec2.describe_spot_instance_requests()["SpotInstanceRequests"]
+        ),
+        "images": sorted(i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]),
+        "volumes": sorted(v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]),
+        "files": sorted(
+            str(p) for root in roots for p in Path(root).rglob("*") if not set(ignore) & set(p.relative_to(root).parts)
+        ),
+    }
+    return found

@@ -180,30 +180,35 @@ def test_spot_box_is_persistent_tagged_and_single(story, ec2m, api):
     beta = box(ec2m, "beta")
     assert beta.get("InstanceLifecycle") == "spot"
     assert tags(beta)["Name"] == "beta" and tags(beta)["ManagedBy"] == "gpubox"
-    requests = ec2m.describe_spot_instance_requests()["SpotInstanceRequests"]
-    assert len(requests) == 1
-    (request,) = requests
-    assert request["InstanceId"] == beta["InstanceId"]
-    assert request["Type"] == "persistent"
-    assert request["InstanceInterruptionBehavior"] == "stop"
-    assert tags(request)["Name"] == "beta" and tags(request)["Project"] == PROJECT
     assert beta["MetadataOptions"]["HttpTokens"] == "required"
-    # The local API neither keeps nor applies a spot request's block devices and groups (AWS does): what gpubox
-    # asked for is read from the requests the API recorded.
-    (asked,) = recorded(api, "RequestSpotInstances")
+    # A spot box is one RunInstances call with spot market options: AWS makes the persistent request from it and
+    # tags it like the box. The local API keeps neither the options nor a request, so what gpubox asked for is read
+    # from the requests the API recorded.
+    assert recorded(api, "RequestSpotInstances") == []
+    (asked,) = [p for p in recorded(api, "RunInstances") if p.get("InstanceMarketOptions.MarketType") == ["spot"]]
     spec = {k: v[0] for k, v in asked.items()}
-    assert spec["Type"] == "persistent" and spec["InstanceInterruptionBehavior"] == "stop"
-    device = "LaunchSpecification.BlockDeviceMapping.1."
+    assert spec["ClientToken"] == beta["ClientToken"]
+    assert spec["InstanceMarketOptions.SpotOptions.SpotInstanceType"] == "persistent"
+    assert spec["InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior"] == "stop"
+    assert spec["MetadataOptions.HttpTokens"] == "required"
+    device = "BlockDeviceMapping.1."
     assert spec[device + "DeviceName"] == beta["RootDeviceName"]
     assert spec[device + "Ebs.VolumeSize"] == "80"
     assert spec[device + "Ebs.VolumeType"] == "gp3"
     assert spec[device + "Ebs.Encrypted"] == "true"
     assert spec[device + "Ebs.DeleteOnTermination"] == "true"
-    eni = "LaunchSpecification.NetworkInterface.1."
     group = ec2m.describe_security_groups(Filters=[{"Name": "tag:Project", "Values": [PROJECT]}])["SecurityGroups"][0]
-    assert spec[eni + "SecurityGroupId.1"] == group["GroupId"]
-    assert spec[eni + "AssociatePublicIpAddress"] == "true"
+    assert [v for k, v in spec.items() if "SecurityGroupId" in k] == [group["GroupId"]]
     assert [g["GroupId"] for g in beta["SecurityGroups"]] == [group["GroupId"]]
+    (request_tags,) = [
+        k.rsplit(".", 1)[0] for k, v in spec.items() if k.endswith(".ResourceType") and v == "spot-instances-request"
+    ]
+    named = {
+        spec[k]: spec[k[: -len("Key")] + "Value"]
+        for k in spec
+        if k.startswith(request_tags + ".Tag.") and k.endswith(".Key")
+    }
+    assert named["Name"] == "beta" and named["Project"] == PROJECT and named["ManagedBy"] == "gpubox"
 
 
 def test_inventory_lists_running_managed_boxes_only(story, ec2m):
@@ -213,7 +218,11 @@ def test_inventory_lists_running_managed_boxes_only(story, ec2m):
     assert stopped.rc == 0, stopped.output[-3000:]
     assert box(ec2m, "gamma")["State"]["Name"] == "stopped"
 
-    proc = run_ansible(["ansible-inventory", "-i", str(ROOT / "inventory/aws_ec2.yml"), "--list"], env=story["env"])
+    # the project reaches the inventory the way it reaches the playbooks: -e (or the settings files)
+    project = ["-e", f"gpubox_project={PROJECT}"]
+    proc = run_ansible(
+        ["ansible-inventory", "-i", str(ROOT / "inventory/aws_ec2.yml"), "--list", *project], env=story["env"]
+    )
     inventory = json.loads(proc.stdout)
     hostvars = inventory["_meta"]["hostvars"]
     assert set(hostvars) == {"alpha", "beta"}
@@ -230,7 +239,9 @@ def test_inventory_lists_running_managed_boxes_only(story, ec2m):
         assert unsafe(hostvars[name]["ansible_host"]) == box(ec2m, name)["PublicIpAddress"]
         assert unsafe(hostvars[name]["ansible_user"]) == "ubuntu"
 
-    graph = run_ansible(["ansible-inventory", "-i", str(ROOT / "inventory/aws_ec2.yml"), "--graph"], env=story["env"])
+    graph = run_ansible(
+        ["ansible-inventory", "-i", str(ROOT / "inventory/aws_ec2.yml"), "--graph", *project], env=story["env"]
+    )
     assert "gamma" not in graph.stdout and "alpha" in graph.stdout
 
     # the stopped box has no ssh entry, only a note
