@@ -24,6 +24,8 @@ LIFECYCLE = {
     "tests/integration/test_provision.py",
     "tests/integration/test_preflight.py",
     "tests/integration/test_safety.py",
+    "tests/integration/test_spot_launch.py",
+    "tests/integration/test_key_identity.py",
     "tests/e2e/test_site.py",
 }
 
@@ -37,8 +39,6 @@ OWNERSHIP_KEYS = {"aws:ResourceTag/ManagedBy", "aws:RequestTag/ManagedBy", "ec2:
 TAG_BOUND = {
     "ec2:AuthorizeSecurityGroupIngress",
     "ec2:CancelSpotInstanceRequests",
-    "ec2:ModifyInstanceAttribute",
-    "ec2:ModifyInstanceMetadataOptions",
     "ec2:RevokeSecurityGroupIngress",
     "ec2:StartInstances",
     "ec2:StopInstances",

@@ -115,8 +115,6 @@ def test_provision_launches_boxes_only_ssh_can_reach(story, ec2m):
         (root,) = [m for m in inst["BlockDeviceMappings"] if m["DeviceName"] == inst["RootDeviceName"]]
         volume = ec2m.describe_volumes(VolumeIds=[root["Ebs"]["VolumeId"]])["Volumes"][0]
         assert tags(volume)["ManagedBy"] == "gpubox" and tags(volume)["Project"] == PROJECT
-        if spec.get("market") == "spot":
-            continue  # the local API drops a spot request's block devices: see test_spot_box_...
         assert root["Ebs"]["DeleteOnTermination"] is True
         assert volume["Size"] == spec.get("volume_size", 64)
         assert volume["VolumeType"] == "gp3"

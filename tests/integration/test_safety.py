@@ -302,6 +302,13 @@ def test_two_projects_with_the_same_box_name_stay_apart(aws_env, ec2, tmp_path):
     assert ssh_g(config, "d2l")["hostname"] == [ids["alpha"]["PublicIpAddress"]]
     assert ssh_g(config, "beta-d2l")["hostname"] == [ids["beta"]["PublicIpAddress"]]
     assert ssh_g(config, "beta-d2l-jupyter")["localforward"] == ["8889 [localhost]:8888"]
+    # ...and configure.yml prints the tunnel command with the alias that works
+    for project, alias in (("gpubox_project=alpha", "d2l"), ("gpubox_project=beta", "beta-d2l")):
+        shown = run_ansible(
+            ["ansible", "d2l", "-m", "ansible.builtin.debug", "-a", "var=jupyter_ssh_destination", "-e", project],
+            env=env,
+        )
+        assert f"jupyter_ssh_destination: {alias}\n" in shown.stdout, shown.stdout
 
     stopped = playbook("stop", env, extra={"gpubox_project": "alpha"})
     assert stopped.rc == 0, stopped.output[-3000:]

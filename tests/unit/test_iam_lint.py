@@ -24,7 +24,7 @@ POLICY = ROOT / "docs" / "iam-policy.json"
 # The only finding allowed, and only when it is a false positive:
 # RESOURCE_MISMATCH says "this statement grants ACTION but lacks an ARN for one of its required resource types".
 # parliament checks each statement on its own, but the policy grants ec2:RunInstances (and CreateImage,
-# CreateSecurityGroup, ModifyInstanceAttribute) with one statement per resource type, as AWS's own examples do,
+# CreateSecurityGroup) with one statement per resource type, as AWS's own examples do,
 # because each resource type needs its own condition (request tags and IMDSv2 on the instance, encryption on the
 # volume, the gpubox tag on the security group, none on the image or subnet). One statement listing every type could
 # only carry conditions that hold for all of them. So the finding is accepted only if another statement of the
