@@ -1,10 +1,23 @@
 """Smoke: ansible-playbook launches an instance in the local EC2 API; boto3 sees it running."""
 
+import pytest
+
 from tests.conftest import ROOT, run_ansible
+from tests.ground.ec2api import EC2Api, api_client
 
 
-def test_playbook_launches_instance_boto3_sees_it(aws_env, ec2):
-    run_ansible(["ansible-playbook", str(ROOT / "tests/playbooks/smoke-launch.yml")], env=aws_env)
+@pytest.fixture(scope="module")
+def smoke_api():
+    """An API of its own: the smoke playbook is the ground's, not gpubox's, so its calls are not counted for the
+    IAM policy check (tests/integration/test_iam_policy.py)."""
+    api = EC2Api(counted=False).start()
+    yield api
+    api.stop()
+
+
+def test_playbook_launches_instance_boto3_sees_it(smoke_api):
+    run_ansible(["ansible-playbook", str(ROOT / "tests/playbooks/smoke-launch.yml")], env=smoke_api.env)
+    ec2 = api_client("ec2", smoke_api.endpoint)
 
     reservations = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["gpubox-smoke"]}])["Reservations"]
     instances = [i for r in reservations for i in r["Instances"]]
