@@ -103,8 +103,11 @@ def changed_count(stdout: str) -> int:
     return sum(int(n) for n in re.findall(r"changed=(\d+)", stdout.split("PLAY RECAP")[-1]))
 
 
-def run_local_play(path: Path, plays: list[dict], check: bool = False) -> subprocess.CompletedProcess:
-    """Write `plays` to `path` and run them on this machine (-c local) with the venv's Python."""
+def run_local_play(
+    path: Path, plays: list[dict], check: bool = False, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Write `plays` to `path` and run them on this machine (-c local) with the venv's Python (env: added to
+    the environment, as run_ansible's)."""
     path.write_text(yaml.safe_dump(plays))
     return run_ansible(
         [
@@ -117,6 +120,7 @@ def run_local_play(path: Path, plays: list[dict], check: bool = False) -> subpro
             f"ansible_python_interpreter={sys.executable}",
             str(path),
         ],
+        env=env,
         check=check,
     )
 

@@ -96,6 +96,12 @@ def tags(resource: dict) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
 
 
+def root_volume_asked(params: dict[str, str]) -> dict[str, str]:
+    """The first block device of a recorded RunInstances request (form parameters, first values)."""
+    prefix = "BlockDeviceMapping.1."
+    return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+
+
 def snapshot(ec2, *roots: Path, ignore: tuple[str, ...] = (".ansible", "facts")) -> dict:
     """What exists: instances (with state, tags, groups, metadata options), security groups (with rules and tags),
     key pairs, spot requests, images, volumes, and every file under the given directories. A refused run must leave

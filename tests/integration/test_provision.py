@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import ROOT, run_ansible
 from tests.ground.ec2api import EC2Api, api_client, recorded_requests, request_params
-from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, tags, unsafe
+from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, root_volume_asked, tags, unsafe
 
 PROJECT = "pytest-gpubox"
 BOXES = [
@@ -189,12 +189,13 @@ def test_spot_box_is_persistent_tagged_and_single(story, ec2m, api):
     assert spec["InstanceMarketOptions.SpotOptions.SpotInstanceType"] == "persistent"
     assert spec["InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior"] == "stop"
     assert spec["MetadataOptions.HttpTokens"] == "required"
-    device = "BlockDeviceMapping.1."
-    assert spec[device + "DeviceName"] == beta["RootDeviceName"]
-    assert spec[device + "Ebs.VolumeSize"] == "80"
-    assert spec[device + "Ebs.VolumeType"] == "gp3"
-    assert spec[device + "Ebs.Encrypted"] == "true"
-    assert spec[device + "Ebs.DeleteOnTermination"] == "true"
+    assert root_volume_asked(spec) == {
+        "DeviceName": beta["RootDeviceName"],
+        "Ebs.VolumeSize": "80",
+        "Ebs.VolumeType": "gp3",
+        "Ebs.Encrypted": "true",
+        "Ebs.DeleteOnTermination": "true",
+    }
     group = ec2m.describe_security_groups(Filters=[{"Name": "tag:Project", "Values": [PROJECT]}])["SecurityGroups"][0]
     assert [v for k, v in spec.items() if "SecurityGroupId" in k] == [group["GroupId"]]
     assert [g["GroupId"] for g in beta["SecurityGroups"]] == [group["GroupId"]]

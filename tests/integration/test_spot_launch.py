@@ -10,22 +10,28 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 
 import boto3
 import pytest
 import yaml
 from botocore.stub import Stubber
 
-from tests.conftest import ROOT, load_module, run_ansible
+from tests.conftest import ROOT, load_module, run_local_play
 from tests.ground.ec2api import TEST_AGENT, EC2Api, api_client, recorded_requests, request_params
-from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, tags
+from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, root_volume_asked, tags
 
 PROJECT = "pytest-spot"
 SPOT = {"name": "sb", "market": "spot", "instance_type": "g5.xlarge", "volume_size": 80}
 SETTINGS = {"gpubox_project": PROJECT, "gpubox_ssh_cidr": SSH_CIDR, "gpubox_boxes": [SPOT]}
 OWN_TAGS = {"ManagedBy": "gpubox", "Project": PROJECT}
 LIBRARY = ROOT / "roles/ec2_launch/library"
+# The root volume the spot box asks for (RunInstances form parameters), less its device name.
+ROOT_80_GIB = {
+    "Ebs.VolumeSize": "80",
+    "Ebs.VolumeType": "gp3",
+    "Ebs.Encrypted": "true",
+    "Ebs.DeleteOnTermination": "true",
+}
 
 launcher = load_module(LIBRARY / "ec2_box_launch.py")
 
@@ -112,14 +118,23 @@ def interface_groups(ec2, instance: dict) -> list[str]:
 def box_launch(story, play: str, **args) -> dict:
     """Run ec2_box_launch by itself (a one-task play on localhost) and return its result."""
     plays = [{"hosts": "localhost", "gather_facts": False, "tasks": [{"name": "launch", "ec2_box_launch": args}]}]
-    path = story["dir"] / f"{play}.yml"
-    path.write_text(json.dumps(plays))
     env = dict(story["env"], ANSIBLE_LIBRARY=str(LIBRARY), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
-    interpreter = f"ansible_python_interpreter={sys.executable}"
-    cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", interpreter, str(path)]
-    proc = run_ansible(cmd, env=env, check=False)
+    proc = run_local_play(story["dir"] / f"{play}.yml", plays, env=env)
     data = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index("{\n") :])[0]
     return data["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def launch_beside(story, ec2m, play: str, model: dict, **args) -> dict:
+    """ec2_box_launch of a g4dn box of the project from the image, key and group of an existing box (`model`)."""
+    spec = {
+        "region": "us-west-2",
+        "project": PROJECT,
+        "instance_type": "g4dn.xlarge",
+        "image_id": model["ImageId"],
+        "key_name": "gpubox",
+        "security_group_ids": [project_group(ec2m)],
+    }
+    return box_launch(story, play, **spec, **args)
 
 
 def test_spot_box_is_launched_complete_by_one_call(story, ec2m, api):
@@ -139,12 +154,7 @@ def test_spot_box_is_launched_complete_by_one_call(story, ec2m, api):
     assert launch["MetadataOptions.HttpEndpoint"] == "enabled"
     assert launch["MetadataOptions.HttpPutResponseHopLimit"] == "2"
     assert [v for k, v in launch.items() if "SecurityGroupId" in k] == [group]
-    device = "BlockDeviceMapping.1."
-    assert launch[device + "DeviceName"] == inst["RootDeviceName"]
-    assert launch[device + "Ebs.VolumeSize"] == "80"
-    assert launch[device + "Ebs.VolumeType"] == "gp3"
-    assert launch[device + "Ebs.Encrypted"] == "true"
-    assert launch[device + "Ebs.DeleteOnTermination"] == "true"
+    assert root_volume_asked(launch) == ROOT_80_GIB | {"DeviceName": inst["RootDeviceName"]}
     assert launch["InstanceMarketOptions.MarketType"] == "spot"
     assert launch["InstanceMarketOptions.SpotOptions.SpotInstanceType"] == "persistent"
     assert launch["InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior"] == "stop"
@@ -228,19 +238,8 @@ def test_a_hand_made_lookalike_is_never_adopted(story, ec2m, api):
         assert box(ec2m, "d2l")["InstanceId"] != hand["InstanceId"]
     assert as_found() == before
 
-    result = box_launch(
-        story,
-        "lookalike",
-        region="us-west-2",
-        name="d2l",
-        project=PROJECT,
-        instance_type="g4dn.xlarge",
-        image_id=sb["ImageId"],
-        key_name="gpubox",
-        subnet_id=sb["SubnetId"],
-        security_group_ids=[project_group(ec2m)],
-        volume_size=40,
-        tags={"SshUser": "ubuntu"},
+    result = launch_beside(
+        story, ec2m, "lookalike", sb, name="d2l", subnet_id=sb["SubnetId"], volume_size=40, tags={"SshUser": "ubuntu"}
     )
     assert result.get("changed") is True and result["launched"] is True, result
     assert result["instance"]["instance_id"] not in (hand["InstanceId"], sb["InstanceId"])
@@ -260,19 +259,7 @@ def test_a_subnet_without_public_ips_gets_an_explicit_interface(story, ec2m, api
     subnet_id = subnet["Subnet"]["SubnetId"]
     assert subnet["Subnet"]["MapPublicIpOnLaunch"] is False
     group = project_group(ec2m)
-    result = box_launch(
-        story,
-        "private-subnet",
-        region="us-west-2",
-        name="nic",
-        project=PROJECT,
-        instance_type="g4dn.xlarge",
-        image_id=sb["ImageId"],
-        key_name="gpubox",
-        subnet_id=subnet_id,
-        security_group_ids=[group],
-        volume_size=30,
-    )
+    result = launch_beside(story, ec2m, "private-subnet", sb, name="nic", subnet_id=subnet_id, volume_size=30)
     assert result.get("launched") is True, result
     launch = asked(api, "RunInstances")[-1]
     assert launch["NetworkInterface.1.SubnetId"] == subnet_id
