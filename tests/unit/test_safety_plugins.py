@@ -40,6 +40,8 @@ def test_aws_region_knows_real_regions_only():
     assert aws.aws_region("us-west-2") and aws.aws_region("eu-central-1") and aws.aws_region("us-gov-west-1")
     for bad in ("us-west-9", "us-west-2\n", "US-WEST-2", "", None, "us-west-2a"):
         assert not aws.aws_region(bad), bad
+    # the inventory's settings lookup asks the same test
+    assert setting.valid("gpubox_region", "us-west-2") and not setting.valid("gpubox_region", "us-west-9")
 
 
 def test_setting_files_are_read_in_ansibles_order(tmp_path):
