@@ -16,7 +16,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PLAYBOOKS := $(wildcard site.yml playbooks/*.yml tests/playbooks/*.yml)
 SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: setup system images rehearse rehearse-down lint syntax unit integration molecule test clean
+.PHONY: setup system images rehearse rehearse-down lint syntax docs unit integration molecule test clean
 
 setup: $(VENV)/.installed
 
@@ -48,6 +48,10 @@ lint: setup syntax
 
 syntax: setup
 	@for p in $(PLAYBOOKS); do ansible-playbook -i localhost, --syntax-check "$$p" >/dev/null || exit 1; echo "syntax ok  $$p"; done
+
+# The roles' README variables tables, from their meta/argument_specs.yml (tests/unit/test_role_specs.py checks them).
+docs: setup
+	python scripts/role-docs.py
 
 unit: setup
 	pytest tests/unit

@@ -103,17 +103,30 @@ def changed_count(stdout: str) -> int:
     return sum(int(n) for n in re.findall(r"changed=(\d+)", stdout.split("PLAY RECAP")[-1]))
 
 
+def with_project_settings(inventory: Path) -> Path:
+    """The inventory file `inventory`, with the project's settings beside it as real use has them (Ansible reads
+    group_vars/all next to an inventory source): a symlink to inventory/group_vars/all, the one home of
+    project-wide values (login user, conda prefix, Jupyter ports, ownership tags)."""
+    link = inventory.parent / "group_vars" / "all"
+    if not link.is_symlink():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(ROOT / "inventory" / "group_vars" / "all", target_is_directory=True)
+    return inventory
+
+
 def run_local_play(
     path: Path, plays: list[dict], check: bool = False, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    """Write `plays` to `path` and run them on this machine (-c local) with the venv's Python (env: added to
-    the environment, as run_ansible's)."""
+    """Write `plays` to `path` and run them on this machine (-c local) with the venv's Python and the project's
+    settings (env: added to the environment, as run_ansible's)."""
     path.write_text(yaml.safe_dump(plays))
+    inventory = with_project_settings(path.with_name("localhost.ini"))
+    inventory.write_text("localhost\n")
     return run_ansible(
         [
             "ansible-playbook",
             "-i",
-            "localhost,",
+            str(inventory),
             "-c",
             "local",
             "-e",
@@ -126,7 +139,8 @@ def run_local_play(
 
 
 def ssh_inventory(path: Path, host: ground_hosts.TestHost, key: Path, group: str = "gpubox") -> Path:
-    """An inventory with the test host as `box` in `group`, reached over SSH as ubuntu, like an EC2 box."""
+    """An inventory with the test host as `box` in `group`, reached over SSH as ubuntu, like an EC2 box, with the
+    project's settings."""
     box = {
         "ansible_host": "127.0.0.1",
         "ansible_port": host.ssh_port,
@@ -135,7 +149,7 @@ def ssh_inventory(path: Path, host: ground_hosts.TestHost, key: Path, group: str
         "ansible_ssh_common_args": f"-o UserKnownHostsFile={path.parent}/known_hosts",
     }
     path.write_text(yaml.safe_dump({group: {"hosts": {"box": box}}}))
-    return path
+    return with_project_settings(path)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,16 @@
-"""Jinja test `aws_region`: the value is a region AWS has (as known to the installed botocore), so a typo is refused
-with a clear message instead of an endpoint error or an HTTP 500 from AWS."""
+"""Jinja tests about AWS values.
+
+`aws_region`: the value is a region AWS has (as known to the installed botocore), so a typo is refused with a clear
+message instead of an endpoint error or an HTTP 500 from AWS.
+
+`tagged`: the resource tags (a dict, or AWS's list of Key/Value pairs in either case) carry every wanted tag with
+exactly its value. EC2's describe filters take wildcards, so a filter alone never proves that a resource is the
+project's: `item.tags is tagged(gpubox_tags)`, or `selectattr('tags', 'tagged', gpubox_tags)`.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 
 def aws_region(value) -> bool:
@@ -13,6 +22,25 @@ def aws_region(value) -> bool:
     return any(value in session.get_available_regions("ec2", p) for p in session.get_available_partitions())
 
 
+def _as_dict(tags) -> dict:
+    if isinstance(tags, Mapping):
+        return dict(tags)
+    if isinstance(tags, list | tuple):
+        pairs = {}
+        for pair in tags:
+            if isinstance(pair, Mapping):
+                key = pair.get("Key", pair.get("key"))
+                if key is not None:
+                    pairs[key] = pair.get("Value", pair.get("value"))
+        return pairs
+    return {}
+
+
+def tagged(tags, wanted: Mapping) -> bool:
+    have = _as_dict(tags)
+    return all(k in have and str(have[k]) == str(v) for k, v in dict(wanted).items())
+
+
 class TestModule:
     def tests(self):
-        return {"aws_region": aws_region}
+        return {"aws_region": aws_region, "tagged": tagged}

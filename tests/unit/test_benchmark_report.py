@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import ROOT, load_module, png_size
 
 FIXTURES = ROOT / "tests" / "fixtures" / "benchmark"
-PRICES = ROOT / "roles" / "ec2_list" / "vars" / "main.yml"
+PRICES = ROOT / "inventory" / "group_vars" / "all" / "prices.yml"
 
 
 @pytest.fixture(scope="module")
@@ -164,13 +164,13 @@ def test_no_result_is_an_error(report, tmp_path):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def test_prices_come_from_the_ec2_list_table_with_or_without_pyyaml(report, monkeypatch):
+def test_prices_come_from_the_project_table_with_or_without_pyyaml(report, monkeypatch):
     import yaml
 
     table = yaml.safe_load(PRICES.read_text())
     prices, date = report.load_prices(PRICES)
-    assert prices == {k: float(v) for k, v in table["ec2_list_prices"].items()}
-    assert date == str(table["ec2_list_prices_date"])
+    assert prices == {k: float(v) for k, v in table["gpubox_ondemand_prices"].items()}
+    assert date == str(table["gpubox_ondemand_prices_date"])
     monkeypatch.setitem(sys.modules, "yaml", None)  # a bare Python (the GPU machine may lack PyYAML)
     assert report.load_prices(PRICES) == (prices, date)
 
@@ -258,3 +258,9 @@ def test_command_line(report, tmp_path, capsys):
     assert "| small | g4dn.xlarge | $0.5260 | $0.2000 |" in (results / "report.md").read_text()
     with pytest.raises(SystemExit, match="JSON object"):
         report.main([str(results), "--spot-prices", '["g4dn.xlarge"]'])
+    # The prices as the benchmark role passes them (the project's table, as JSON).
+    assert report.main([str(results), "--ondemand-prices", '{"g4dn.xlarge": 0.6}', "--prices-date", "2030-01"]) == 0
+    text = (results / "report.md").read_text()
+    assert "| small | g4dn.xlarge | $0.6000 |" in text and "2030-01" in text
+    with pytest.raises(SystemExit, match="--ondemand-prices must be"):
+        report.main([str(results), "--ondemand-prices", '{"g4dn.xlarge": true}'])

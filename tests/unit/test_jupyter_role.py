@@ -12,6 +12,8 @@ from tests.conftest import ROOT, run_local_play
 
 
 def apply_role(tmp_path, extra: dict) -> tuple[int, str]:
+    """The role on this machine, as root (a user whose home the role can look up here)."""
+    extra = {"jupyter_user": "root", **extra}
     play = {"name": "Apply jupyter", "hosts": "localhost", "gather_facts": False, "vars": extra, "roles": ["jupyter"]}
     out = run_local_play(tmp_path / "play.yml", [play])
     return out.returncode, out.stdout + out.stderr
@@ -105,7 +107,10 @@ def test_server_configuration(tmp_path):
 
 
 def test_systemd_unit(tmp_path):
-    unit = render(tmp_path, "jupyter.service.j2", {"jupyter_root_dir": "/home/ubuntu/d2l-en"})
+    # The home as the role finds it on the box (its own lookup does not run in a bare render).
+    unit = render(
+        tmp_path, "jupyter.service.j2", {"jupyter_root_dir": "/home/ubuntu/d2l-en", "jupyter_home": "/home/ubuntu"}
+    )
     lines = unit.splitlines()
     assert "User=ubuntu" in lines and "WorkingDirectory=/home/ubuntu/d2l-en" in lines
     assert (

@@ -10,6 +10,8 @@ from tests.conftest import ROOT, run_local_play
 
 
 def apply_role(tmp_path, extra: dict) -> tuple[int, str]:
+    """The role on this machine, as root (a user whose home the role can look up here)."""
+    extra = {"miniconda_user": "root", **extra}
     play = {
         "name": "Apply miniconda",
         "hosts": "localhost",

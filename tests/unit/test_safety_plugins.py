@@ -36,6 +36,17 @@ def test_ipv4_cidr_refuses_what_is_not_one(bad):
     assert net.ipv4_cidr(bad)["valid"] is False
 
 
+def test_tagged_needs_every_wanted_tag_with_exactly_its_value():
+    own = {"ManagedBy": "gpubox", "Project": "p1"}
+    assert aws.tagged({"ManagedBy": "gpubox", "Project": "p1", "Name": "a"}, own)
+    assert aws.tagged([{"Key": "ManagedBy", "Value": "gpubox"}, {"Key": "Project", "Value": "p1"}], own)
+    assert aws.tagged([{"key": "ManagedBy", "value": "gpubox"}, {"key": "Project", "value": "p1"}], own)
+    assert not aws.tagged({"Project": "p1", "Name": "a"}, own)  # no ManagedBy: a lookalike
+    assert not aws.tagged({"ManagedBy": "gpubox", "Project": "p*"}, own)  # a wildcard is not the project
+    assert not aws.tagged({"ManagedBy": "gpubox", "Project": "p1 "}, own)
+    assert not aws.tagged(None, own) and not aws.tagged("ManagedBy=gpubox", own)
+
+
 def test_aws_region_knows_real_regions_only():
     assert aws.aws_region("us-west-2") and aws.aws_region("eu-central-1") and aws.aws_region("us-gov-west-1")
     for bad in ("us-west-9", "us-west-2\n", "US-WEST-2", "", None, "us-west-2a"):

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Compare gpubox benchmark results: a Markdown report and PNG charts from the JSON files of gpubox_bench.py.
 
-    python roles/benchmark/files/report.py RESULTS_DIR [--out DIR] [--prices FILE] [--spot-prices JSON]
+    python roles/benchmark/files/report.py RESULTS_DIR [--out DIR] [--spot-prices JSON]
+        [--prices FILE | --ondemand-prices JSON --prices-date DATE]
 
 Reads every *.json in RESULTS_DIR (one file per box and run), compares the latest run of each box, and
 writes DIR/report.md and, when matplotlib is importable, DIR/charts/{throughput,scaling,cost}.png (Agg
 backend, no display needed). Without matplotlib the Markdown is still written and says how to draw the
-charts elsewhere. Prices: the on-demand table of the ec2_list role (roles/ec2_list/vars/main.yml, read,
-not copied); spot prices only when given (--spot-prices '{"g5.xlarge": 0.45}'), never guessed.
+charts elsewhere. Prices: the project's dated on-demand table (inventory/group_vars/all/prices.yml, read, not
+copied; the benchmark role passes it as --ondemand-prices); spot prices only when given
+(--spot-prices '{"g5.xlarge": 0.45}'), never guessed.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 import sys
 from pathlib import Path
 
-DEFAULT_PRICES = Path(__file__).resolve().parents[2] / "ec2_list" / "vars" / "main.yml"
+DEFAULT_PRICES = Path(__file__).resolve().parents[3] / "inventory" / "group_vars" / "all" / "prices.yml"
 MATMUL_PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 TRAINING_PRECISIONS = (("fp32", "fp32"), ("amp_bf16", "AMP bf16"), ("amp_fp16", "AMP fp16"))
 CHARTS = ("throughput", "scaling", "cost")
@@ -58,20 +60,20 @@ def latest_per_box(records: list[dict]) -> dict[str, dict]:
 
 
 def load_prices(path: Path) -> tuple[dict[str, float], str]:
-    """The on-demand price table (instance type -> USD/h) and its date, from the ec2_list role's vars file."""
+    """The on-demand price table (instance type -> USD/h) and its date, from the project's prices.yml."""
     text = Path(path).read_text(encoding="utf-8")
     try:
         import yaml
 
         data = yaml.safe_load(text) or {}
-        prices = {str(k): float(v) for k, v in (data.get("ec2_list_prices") or {}).items()}
-        return prices, str(data.get("ec2_list_prices_date", "unknown date"))
-    except ImportError:  # a bare Python: the table is simple `key: value` lines under ec2_list_prices
+        prices = {str(k): float(v) for k, v in (data.get("gpubox_ondemand_prices") or {}).items()}
+        return prices, str(data.get("gpubox_ondemand_prices_date", "unknown date"))
+    except ImportError:  # a bare Python: the table is simple `key: value` lines under gpubox_ondemand_prices
         prices, date, inside = {}, "unknown date", False
         for line in text.splitlines():
-            if m := re.match(r"ec2_list_prices_date:\s*(\S+)", line):
+            if m := re.match(r"gpubox_ondemand_prices_date:\s*(\S+)", line):
                 date = m.group(1)
-            inside = line.startswith("ec2_list_prices:") or (inside and line.startswith(" "))
+            inside = line.startswith("gpubox_ondemand_prices:") or (inside and line.startswith(" "))
             if inside and (m := re.match(r"\s+([\w.-]+):\s*([0-9.]+)\s*$", line)):
                 prices[m.group(1)] = float(m.group(2))
         return prices, date
@@ -321,7 +323,7 @@ def render(
         rows,
     )
     out += [
-        f"On-demand prices: the ec2_list role's table (Linux, us-east-1/us-west-2, {prices_date}); other regions "
+        f"On-demand prices: gpubox's dated table (Linux, us-east-1/us-west-2, {prices_date}); other regions "
         "differ. Spot: unknown unless given (spot prices change hourly and are not in the table). "
         "$ per million images = $/h / (images/s x 3600) x 10⁶.",
         "",
@@ -467,13 +469,16 @@ def draw_charts(latest: dict[str, dict], costs: dict[str, dict], outdir: Path) -
 
 
 def write_report(
-    results_dir: Path, out: Path, prices_file: Path = DEFAULT_PRICES, spot: dict[str, float] | None = None
+    results_dir: Path,
+    out: Path,
+    prices: tuple[dict[str, float], str] | Path = DEFAULT_PRICES,
+    spot: dict[str, float] | None = None,
 ) -> Path:
     records = load_results(results_dir)
     if not records:
         raise SystemExit(f"report: no gpubox benchmark result (*.json) in {results_dir}")
     latest = latest_per_box(records)
-    ondemand, prices_date = load_prices(prices_file)
+    ondemand, prices_date = prices if isinstance(prices, tuple) else load_prices(prices)
     costs = {box: cost_of(r, ondemand, spot or {}) for box, r in latest.items()}
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -493,17 +498,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("results_dir", type=Path, help="directory of the JSON results (one file per box and run)")
     p.add_argument("--out", type=Path, help="where report.md and charts/ go (default: RESULTS_DIR)")
-    p.add_argument("--prices", type=Path, default=DEFAULT_PRICES, help="YAML with ec2_list_prices (USD/h)")
+    p.add_argument("--prices", type=Path, default=DEFAULT_PRICES, help="YAML with gpubox_ondemand_prices (USD/h)")
+    p.add_argument("--ondemand-prices", help="JSON object of on-demand USD/h (instead of --prices)")
+    p.add_argument("--prices-date", default="unknown date", help="when the --ondemand-prices were published")
     p.add_argument("--spot-prices", default="{}", help='JSON object of spot USD/h, e.g. {"g5.xlarge": 0.45}')
     return p.parse_args(argv)
 
 
+def price_table(text: str, option: str) -> dict[str, float]:
+    """A JSON object of instance type -> USD per hour, or a SystemExit naming the option."""
+    table = json.loads(text or "{}")
+    if not isinstance(table, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and not math.isnan(v) for v in table.values()
+    ):
+        raise SystemExit(f"report: {option} must be a JSON object of instance type -> USD per hour")
+    return {str(k): float(v) for k, v in table.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    spot = json.loads(args.spot_prices or "{}")
-    if not isinstance(spot, dict) or not all(isinstance(v, int | float) and not math.isnan(v) for v in spot.values()):
-        raise SystemExit("report: --spot-prices must be a JSON object of instance type -> USD per hour")
-    report = write_report(args.results_dir, args.out or args.results_dir, args.prices, spot)
+    spot = price_table(args.spot_prices, "--spot-prices")
+    prices = args.prices
+    if args.ondemand_prices is not None:
+        prices = (price_table(args.ondemand_prices, "--ondemand-prices"), args.prices_date)
+    report = write_report(args.results_dir, args.out or args.results_dir, prices, spot)
     print(report)
     return 0
 
