@@ -128,7 +128,7 @@ def launch_beside(story, ec2m, play: str, model: dict, **args) -> dict:
     """ec2_box_launch of a g4dn box of the project from the image, key and group of an existing box (`model`)."""
     spec = {
         "region": "us-west-2",
-        "project": PROJECT,
+        "owner_tags": {"ManagedBy": "gpubox", "Project": PROJECT},
         "instance_type": "g4dn.xlarge",
         "image_id": model["ImageId"],
         "key_name": "gpubox",
@@ -422,9 +422,9 @@ def test_wait_fails_when_the_box_is_terminated(stubbed):
 
 
 def test_tags_may_not_disown_the_box():
-    assert launcher.box_tags("sb", PROJECT, {"SshUser": "ubuntu"}) == {**OWN_TAGS, "Name": "sb", "SshUser": "ubuntu"}
+    assert launcher.box_tags("sb", OWN_TAGS, {"SshUser": "ubuntu"}) == {**OWN_TAGS, "Name": "sb", "SshUser": "ubuntu"}
     with pytest.raises(launcher.LaunchError, match="ManagedBy"):
-        launcher.box_tags("sb", PROJECT, {"ManagedBy": "me"})
+        launcher.box_tags("sb", OWN_TAGS, {"ManagedBy": "me"})
 
 
 def test_module_documents_every_option():

@@ -12,7 +12,7 @@ from tests.conftest import ROOT, load_module
 net = load_module(ROOT / "plugins" / "filter" / "net.py", "gpubox_filter_net")
 aws = load_module(ROOT / "plugins" / "test" / "aws.py", "gpubox_test_aws")
 setting = load_module(ROOT / "plugins" / "lookup" / "gpubox_setting.py", "gpubox_lookup_setting")
-entries = load_module(ROOT / "roles" / "ssh_config" / "filter_plugins" / "ssh_entries.py", "gpubox_ssh_entries")
+entries = load_module(ROOT / "plugins" / "filter" / "ssh_entries.py", "gpubox_ssh_entries")
 
 
 @pytest.mark.parametrize(
@@ -45,6 +45,27 @@ def test_tagged_needs_every_wanted_tag_with_exactly_its_value():
     assert not aws.tagged({"ManagedBy": "gpubox", "Project": "p*"}, own)  # a wildcard is not the project
     assert not aws.tagged({"ManagedBy": "gpubox", "Project": "p1 "}, own)
     assert not aws.tagged(None, own) and not aws.tagged("ManagedBy=gpubox", own)
+
+
+names = load_module(ROOT / "plugins" / "test" / "names.py", "gpubox_names")
+
+
+@pytest.mark.parametrize("good", ["d2l", "D2L-course_2", "a" * 63])
+def test_box_name_takes_literal_names_without_dots(good):
+    assert names.box_name(good) and names.literal_name(good)
+
+
+@pytest.mark.parametrize("bad", ["", "a.b", "-x", "x*", "x/y", "x\n", "a" * 64, None, 7, ["d2l"]])
+def test_box_name_refuses_what_would_be_syntax_or_a_pattern(bad):
+    assert not names.box_name(bad)
+
+
+def test_literal_and_login_names():
+    assert names.literal_name("cs101.fall") and not names.literal_name("a..b") and not names.literal_name("a\n")
+    assert names.login_name("ubuntu") and not names.login_name("Ubuntu") and not names.login_name("ubuntu\n")
+    # The ssh config writer checks the very same patterns.
+    assert entries.BOX is names.BOX or entries.BOX.pattern == names.BOX.pattern
+    assert entries.USER.pattern == names.LOGIN.pattern
 
 
 def test_aws_region_knows_real_regions_only():

@@ -8,10 +8,10 @@ DOCUMENTATION = r"""
 module: ec2_box_launch
 short_description: Launch one gpubox box (on-demand or spot) complete from its first second
 description:
-  - Looks for the box first, an instance tagged C(Name=name), C(Project=project) and C(ManagedBy=gpubox) in
-    state pending, running, stopping or stopped. When there is one, nothing is launched (a pending one is waited
-    for).
-  - An instance with the box's Name and Project tags but without C(ManagedBy=gpubox) is not the box; it is never
+  - Looks for the box first, an instance tagged C(Name=name) and every tag of I(owner_tags) (gpubox's
+    C(ManagedBy) and C(Project)) in state pending, running, stopping or stopped. When there is one, nothing is
+    launched (a pending one is waited for).
+  - An instance with the box's Name and Project tags but not all of I(owner_tags) is not the box; it is never
     adopted, changed or counted, and a warning names it.
   - Otherwise launches the box with a single RunInstances call that carries everything it needs, so there is no
     window in which it runs without them and nothing is changed after the launch
@@ -36,9 +36,11 @@ options:
     description: The box's name (tag C(Name)).
     type: str
     required: true
-  project:
-    description: The project (tag C(Project)).
-    type: str
+  owner_tags:
+    description:
+      - The tags that make an instance the project's (gpubox_tags); must include C(Project). With C(Name) they
+        identify the box.
+    type: dict
     required: true
   instance_type:
     description: EC2 instance type.
@@ -76,8 +78,8 @@ options:
     default: on-demand
   tags:
     description:
-      - Tags of the instance, its volumes, its network interface and its spot request. C(ManagedBy=gpubox),
-        C(Project=project) and C(Name=name) are always added; other values for these keys are refused.
+      - Tags of the instance, its volumes, its network interface and its spot request. I(owner_tags) and
+        C(Name=name) are always added; other values for these keys are refused.
     type: dict
     default: {}
   wait:
@@ -99,7 +101,7 @@ EXAMPLES = r"""
   ec2_box_launch:
     region: us-west-2
     name: d2l
-    project: d2l-course
+    owner_tags: {ManagedBy: gpubox, Project: d2l-course}
     instance_type: g5.xlarge
     image_id: ami-0123456789abcdef0
     key_name: gpubox
@@ -147,7 +149,6 @@ with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing bot
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 GONE_STATES = ["shutting-down", "terminated"]
-OWN_KEYS = ("ManagedBy", "Project", "Name")
 # Generations tried before giving up: each is a box of this name launched and terminated within the
 # last 24 hours or so (EC2 keeps a token that long after the instance's termination).
 MAX_GENERATIONS = 50
@@ -174,9 +175,10 @@ class LaunchError(Exception):
     """A launch that cannot go on; the message says why."""
 
 
-def box_tags(name: str, project: str, tags: dict) -> dict[str, str]:
-    """The box's tags: the caller's, plus the three that make it gpubox's box (conflicts refused)."""
-    own = {"ManagedBy": "gpubox", "Project": project, "Name": name}
+def box_tags(name: str, owner: dict, tags: dict) -> dict[str, str]:
+    """The box's tags: the caller's, plus the owner tags and its Name, which make it the project's box (conflicts
+    refused)."""
+    own = {**{str(k): str(v) for k, v in owner.items()}, "Name": name}
     clash = {k: v for k, v in tags.items() if k in own and str(v) != own[k]}
     if clash:
         raise LaunchError(f"tags may not set {', '.join(sorted(clash))} to other values than {own}: {clash}")
@@ -266,8 +268,9 @@ def _describe(ec2, filters: list[dict]) -> list[dict]:
     return [i for page in pages for r in page.get("Reservations", []) for i in r.get("Instances", [])]
 
 
-def find_box(ec2, name: str, project: str) -> tuple[list[dict], list[dict], list[dict]]:
-    """(the box's live instances, its terminated ones EC2 still lists, lookalikes without ManagedBy=gpubox)."""
+def find_box(ec2, name: str, owner: dict) -> tuple[list[dict], list[dict], list[dict]]:
+    """(the box's live instances, its terminated ones EC2 still lists, lookalikes without all the owner tags)."""
+    project = owner["Project"]
     found = _describe(
         ec2,
         [
@@ -282,7 +285,7 @@ def find_box(ec2, name: str, project: str) -> tuple[list[dict], list[dict], list
         if tags.get("Name") != name or tags.get("Project") != project:
             continue
         state = inst["State"]["Name"]
-        if tags.get("ManagedBy") != "gpubox":
+        if any(tags.get(k) != str(v) for k, v in owner.items()):
             if state in LIVE_STATES:
                 foreign.append(inst)
         elif state in LIVE_STATES:
@@ -356,11 +359,12 @@ def summary(instance: dict) -> dict:
 def ensure_box(module, ec2, box: dict) -> dict:
     """The module's work, as the result to exit with."""
     name, project = box["name"], box["project"]
-    live, gone, foreign = find_box(ec2, name, project)
+    live, gone, foreign = find_box(ec2, name, box["owner_tags"])
+    lacking = " and ".join(f"{k}={v}" for k, v in box["owner_tags"].items() if k != "Project")
     for inst in foreign:
         module.warn(
             f"Instance {inst['InstanceId']} has the tags Name={name} and Project={project} but not "
-            f"ManagedBy=gpubox: it is not box {name}, and gpubox leaves it alone."
+            f"{lacking}: it is not box {name}, and gpubox leaves it alone."
         )
     if live:
         live.sort(key=lambda i: str(i.get("LaunchTime", "")))
@@ -385,7 +389,7 @@ def ensure_box(module, ec2, box: dict) -> dict:
 
 ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},
-    "project": {"type": "str", "required": True},
+    "owner_tags": {"type": "dict", "required": True},
     "instance_type": {"type": "str", "required": True},
     "image_id": {"type": "str", "required": True},
     "key_name": {"type": "str", "required": True, "no_log": False},
@@ -405,8 +409,11 @@ def main() -> None:
     box = dict(module.params)
     if not box["security_group_ids"]:
         module.fail_json(msg=f"Box {box['name']}: security_group_ids is empty; a box needs its security group.")
+    if not box["owner_tags"].get("Project"):
+        module.fail_json(msg=f"Box {box['name']}: owner_tags must include Project (gpubox_tags).")
+    box["project"] = str(box["owner_tags"]["Project"])
     try:
-        box["tags"] = box_tags(box["name"], box["project"], box["tags"] or {})
+        box["tags"] = box_tags(box["name"], box["owner_tags"], box["tags"] or {})
         result = ensure_box(module, module.client("ec2"), box)
     except LaunchError as e:
         module.fail_json(msg=str(e))
