@@ -24,6 +24,8 @@ from tests.ground.mirror import Mirror
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = ROOT / ".venv" / "bin"
+# The settings the tests are written against, an inventory source of settings only (its group_vars/all/tests.yml).
+TEST_SETTINGS = ROOT / "tests" / "settings"
 
 
 def pytest_collection_modifyitems(items):
@@ -60,10 +62,30 @@ def ec2(aws_env):
     return api_client("ec2", aws_env["AWS_ENDPOINT_URL"])
 
 
+def with_test_settings(args: list[str], env: dict[str, str]) -> list[str]:
+    """Put TEST_SETTINGS right after the first inventory source of an ansible/ansible-playbook/ansible-inventory
+    command (the project's inventory/, or a test's own -i file beside the project's group_vars/all), so that what a
+    user declares in inventory/group_vars/all/ never changes what a test sees, while a test's -e and later sources
+    still win. Without -i, the sources are ANSIBLE_INVENTORY's (env), else the project's inventory/; `env` gets
+    the new list."""
+    if not args or Path(args[0]).name not in ("ansible", "ansible-playbook", "ansible-inventory"):
+        return args
+    for n, arg in enumerate(args[:-1]):
+        if arg in ("-i", "--inventory"):
+            if str(TEST_SETTINGS) in args:
+                return args
+            return [*args[: n + 2], "-i", str(TEST_SETTINGS), *args[n + 2 :]]
+    sources = [s for s in (env.get("ANSIBLE_INVENTORY") or str(ROOT / "inventory")).split(",") if s]
+    if str(TEST_SETTINGS) not in sources:
+        env["ANSIBLE_INVENTORY"] = ",".join([sources[0], str(TEST_SETTINGS), *sources[1:]])
+    return args
+
+
 def run_ansible(
     args: list[str], env: dict[str, str] | None = None, check: bool = True, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess:
-    """Run an ansible command from the venv with the project's ansible.cfg; output is kept for asserts."""
+    """Run an ansible command from the venv with the project's ansible.cfg and the tests' settings
+    (with_test_settings); output is kept for asserts."""
     full_env = dict(os.environ)
     full_env.update(
         {
@@ -74,6 +96,7 @@ def run_ansible(
         }
     )
     full_env.update(env or {})
+    args = with_test_settings(args, full_env)
     proc = subprocess.run(args, cwd=cwd, env=full_env, text=True, capture_output=True)
     if check and proc.returncode != 0:
         raise AssertionError(

@@ -15,20 +15,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, changed_count, png_size, run_ansible
+from tests.conftest import ROOT, TEST_SETTINGS, changed_count, png_size, run_ansible
 from tests.ground.ec2api import EC2Api, api_client
 from tests.ground.net import free_port
 from tests.ground.rehearsal import Rehearsal
 
-BOX = "d2l"  # the box inventory/group_vars/all/gpubox.yml declares
+# The box these tests declare for their rehearsal (not the project's: a user may declare other boxes), over the
+# tests' own settings (tests/settings/), so your settings never change what the rehearsal does here.
+BOX = "d2l"
 ARTIFACTS = ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory):
     home = tmp_path_factory.mktemp("e2e-home")
-    r = Rehearsal("e2e", tmp_path_factory.mktemp("e2e-state"), home)
-    assert r.boxes() == [BOX], "the rehearsal tests expect the shipped default of one box"
+    r = Rehearsal("e2e", tmp_path_factory.mktemp("e2e-state"), home, box_names=[BOX], settings_sources=[TEST_SETTINGS])
     try:
         r.up()
         yield r
@@ -157,7 +158,7 @@ def test_stop_start_terminate_and_the_ssh_config_follows(rehearsal):
 
 def test_rehearsal_down_leaves_nothing(tmp_path):
     """A rehearsal's teardown removes its containers, network, daemons, key and ssh entries."""
-    r = Rehearsal("e2e-down", tmp_path / "state", tmp_path / "home")
+    r = Rehearsal("e2e-down", tmp_path / "state", tmp_path / "home", box_names=[BOX], settings_sources=[TEST_SETTINGS])
     r._start()
     state = r.state()
     r.down()

@@ -1,6 +1,8 @@
 """Run a molecule scenario with the download mirror up on its podman network.
 
-The scenario's platforms join a network of their own (`extra_opts: [--network=gpubox-mol-NAME]`, created
+Every scenario's platforms come from the shared base config, .config/molecule/config.yml, which molecule merges
+under molecule/NAME/molecule.yml (and which is named here with --base-config, so it applies even outside a git
+checkout). They join a network of the scenario's own (`extra_opts: [--network=gpubox-mol-NAME]`, created
 here with a free subnet and left in place, so scenarios and pytest never share or delete a bridge). The
 mirror serves .cache/mirror/ (filled by tests/standins/build.sh when present) on 127.0.0.1 and on the
 bridge's gateway address; the scenario finds it through the environment:
@@ -13,11 +15,13 @@ Shell:  python -m tests.ground.molecule_run SCENARIO [molecule command, default:
 from __future__ import annotations
 
 import os
+import string
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+from molecule.util import merge_dicts
 
 from tests.ground.hosts import ensure_network
 from tests.ground.mirror import Mirror
@@ -25,11 +29,22 @@ from tests.ground.mirror import Mirror
 ROOT = Path(__file__).resolve().parents[2]
 MIRROR_ROOT = ROOT / ".cache" / "mirror"
 STANDINS = ROOT / "tests" / "standins" / "build.sh"
+BASE_CONFIG = ROOT / ".config" / "molecule" / "config.yml"
+
+
+def scenario_config(scenario: str) -> dict:
+    """The scenario's configuration as molecule sees it: the base config, then molecule.yml merged over it
+    (mappings key by key, a list replaced whole), with ${MOLECULE_SCENARIO_NAME} filled in."""
+    merged: dict = {}
+    for path in (BASE_CONFIG, ROOT / "molecule" / scenario / "molecule.yml"):
+        text = string.Template(path.read_text()).safe_substitute(MOLECULE_SCENARIO_NAME=scenario)
+        merged = merge_dicts(merged, yaml.safe_load(text) or {})
+    return merged
 
 
 def scenario_network(scenario: str) -> str | None:
     """The podman network the scenario's platforms join (`extra_opts: [--network=NAME]`), if any."""
-    platforms = yaml.safe_load((ROOT / "molecule" / scenario / "molecule.yml").read_text())["platforms"]
+    platforms = scenario_config(scenario).get("platforms", [])
     names = {o.split("=", 1)[1] for p in platforms for o in p.get("extra_opts", []) if o.startswith("--network=")}
     if len(names) > 1:
         raise SystemExit(f"molecule/{scenario}: all platforms must share one network, got {sorted(names)}")
@@ -83,7 +98,9 @@ def main(argv: list[str]) -> int:
     env["GPUBOX_MIRROR_URL"] = mirror.url(gateway or "127.0.0.1")
     env["GPUBOX_MIRROR_CONTROL"] = mirror.url()
     try:
-        return subprocess.run(["molecule", *command, "-s", scenario], cwd=ROOT, env=env).returncode
+        return subprocess.run(
+            ["molecule", "--base-config", str(BASE_CONFIG), *command, "-s", scenario], cwd=ROOT, env=env
+        ).returncode
     finally:
         mirror.stop()
 

@@ -9,7 +9,8 @@ What stands in for what:
 The only glue is AWS_ENDPOINT_URL and an extra inventory source (STATE/inventory/) that gives each box's
 container address and points the download variables at the mirror (plus a fact cache of its own, so a real
 box of the same name never sees a container's facts). Everything else (Debian's archive, PyPI) is real.
-Boxes are those declared in inventory/group_vars/all/gpubox.yml (by default one, `d2l`).
+Boxes are those the project's settings declare (gpubox_boxes in inventory/group_vars/all/: gpubox.yml ships one,
+`d2l`; a file of your own there counts too), read through Ansible exactly as the playbooks read them.
 
 Shell (as root; `make rehearse` / `make rehearse-down` also install what is needed first):
   python -m tests.ground.rehearsal up       # start (or reuse) the stand-ins, run site.yml, print ssh + Jupyter
@@ -22,13 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -39,8 +43,63 @@ from tests.ground.molecule_run import MIRROR_ROOT, ensure_free_network, prepare_
 from tests.ground.net import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = ROOT / "inventory" / "group_vars" / "all" / "gpubox.yml"
-STANDIN_VARS = ROOT / "molecule" / "resources" / "vars" / "standins.yml"
+PROJECT_INVENTORY = ROOT / "inventory"
+STANDIN_VARS = ROOT / "tests" / "standins" / "vars.yml"
+# The project's settings the rehearsal itself needs: which boxes to start, and the tunnel's local port it prints.
+SETTING_NAMES = ("gpubox_boxes", "gpubox_jupyter_local_port")
+
+
+def ansible_settings(names: tuple[str, ...] | list[str], sources: list[Path] | None = None) -> dict:
+    """The named settings exactly as the playbooks see them, read by Ansible itself in one ad-hoc run: the
+    group_vars next to each inventory source (default: the project's inventory/), sources in order, the files of
+    group_vars/all/ in Ansible's order (later wins), templates rendered. Each source stands in as a folder with a
+    symlink to its group_vars beside an inventory of localhost only (where provision.yml runs), so no inventory
+    plugin runs (the EC2 one would call AWS)."""
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"not a variable name: {name!r}")
+    with tempfile.TemporaryDirectory(prefix="gpubox-settings-") as tmp:
+        inventories = []
+        for n, source in enumerate(sources or [PROJECT_INVENTORY]):
+            inventory = Path(tmp) / str(n)
+            inventory.mkdir()
+            if (Path(source) / "group_vars").is_dir():
+                (inventory / "group_vars").symlink_to(Path(source).resolve() / "group_vars", target_is_directory=True)
+            # Every source parses (no warning): localhost in the first, nothing in the others.
+            hosts = "localhost ansible_connection=local\n" if n == 0 else "# settings only\n"
+            (inventory / "hosts.ini").write_text(hosts)
+            inventories += ["-i", str(inventory)]
+        wanted = ", ".join(repr(name) for name in names)
+        cmd = [
+            str(Path(sys.executable).with_name("ansible")),
+            "localhost",
+            *inventories,
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            f"msg={{{{ dict([{wanted}] | zip(query('ansible.builtin.vars', {wanted}))) }}}}",
+        ]
+        env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            # JSON on stdout, and no other callback (profile_tasks) writing there: enabling the stdout callback
+            # itself is how to enable nothing else.
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "true",
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+            "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json",
+            "ANSIBLE_NOCOLOR": "1",
+            # Anything that does not parse (were an inventory plugin to run, say) is an error, not a warning.
+            "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true",
+        }
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    try:
+        result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    except (ValueError, LookupError):
+        result = {}
+    if proc.returncode != 0 or result.get("failed") or "msg" not in result:
+        why = result.get("msg") or proc.stderr.strip()
+        raise RuntimeError(f"reading the settings {', '.join(names)} through Ansible failed: {why}")
+    return result["msg"]
 
 
 @dataclass
@@ -51,8 +110,10 @@ class Rehearsal:
     state_dir: Path = ROOT / ".cache" / "rehearsal"
     home: Path = field(default_factory=Path.home)
     image: str = "debian12"
-    # Boxes to declare instead of the project's (the performance script rehearses several).
+    # Boxes to declare instead of the project's (the tests and the performance script declare their own).
     box_names: list[str] | None = None
+    # Inventory sources of settings between the project's and the rehearsal's own (the tests' pinned settings).
+    settings_sources: list[Path] = field(default_factory=list)
 
     # --- names and paths -------------------------------------------------------------------------------
     @property
@@ -95,15 +156,15 @@ class Rehearsal:
     def state(self) -> dict:
         return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
 
-    @staticmethod
-    def settings() -> dict:
-        """The project's settings (inventory/group_vars/all/gpubox.yml), which the rehearsal keeps."""
-        return yaml.safe_load(SETTINGS.read_text())
+    @cached_property
+    def settings(self) -> dict:
+        """The project's settings the rehearsal needs (SETTING_NAMES), which it keeps as they are: read once,
+        through Ansible, from inventory/group_vars/ (and settings_sources), as the playbooks will see them."""
+        return ansible_settings(SETTING_NAMES, [PROJECT_INVENTORY, *self.settings_sources])
 
-    @classmethod
-    def declared_boxes(cls) -> list[str]:
-        """The boxes the project's settings declare (by default one, `d2l`)."""
-        return [b["name"] for b in cls.settings()["gpubox_boxes"]]
+    def declared_boxes(self) -> list[str]:
+        """The boxes the project's settings declare (gpubox.yml ships one, `d2l`)."""
+        return [b["name"] for b in self.settings["gpubox_boxes"]]
 
     def actions(self) -> set[str]:
         """What the playbooks have asked of this rehearsal's local EC2 API (IAM action names)."""
@@ -119,7 +180,7 @@ class Rehearsal:
         return {
             **client_env(self.state()["endpoint"]),
             "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_INVENTORY": f"{ROOT / 'inventory'},{self.inventory}",
+            "ANSIBLE_INVENTORY": ",".join(map(str, [PROJECT_INVENTORY, *self.settings_sources, self.inventory])),
             # Facts of its own: a real box may bear the same name as a rehearsal one.
             "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(self.state_dir / "facts"),
         }
@@ -230,7 +291,7 @@ class Rehearsal:
 
     def _report(self, state: dict) -> None:
         ssh = "ssh" if self.ssh_config == Path.home() / ".ssh" / "config" else f"ssh -F {self.ssh_config}"
-        local_port = self.settings()["gpubox_jupyter_local_port"]
+        local_port = self.settings["gpubox_jupyter_local_port"]
         print(f"\nRehearsal '{self.name}' is up: local EC2 API {state['endpoint']}, boxes in podman containers.")
         for box, info in state["boxes"].items():
             token = self.jupyter_token(box)

@@ -7,7 +7,7 @@ HOME = f"/usr/local/cuda-{VERSION}"
 
 
 def forced(host) -> bool:
-    """cuda-debian13 runs with cuda_driver_force: true (see molecule.yml)."""
+    """cuda-debian13 runs with cuda_driver_force: true (see host_vars/cuda-debian13.yml)."""
     return "debian13" in host.backend.get_hostname()
 
 
