@@ -59,11 +59,13 @@ unit: setup
 integration: setup system images
 	pytest tests/integration
 
+# Each scenario's wall time is printed, so a CI log shows where the time goes (docs/testing.md, Timings).
 molecule: setup system images
-	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; python -m tests.ground.molecule_run "$$s" test; done
+	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; start=$$(date +%s); \
+	  python -m tests.ground.molecule_run "$$s" test; echo "== molecule $$s: $$(( $$(date +%s) - start )) s"; done
 
 test: setup system images lint
-	pytest tests
+	pytest tests --durations=25
 	$(MAKE) --no-print-directory molecule
 
 clean:

@@ -161,6 +161,16 @@ def run_local_play(
     )
 
 
+def refusal(tmp_path: Path, role: str, extra: dict) -> str:
+    """Apply `role` on this machine as root (a user whose home a role can look up here) with `extra` variables;
+    it must fail: its output, for the test to find the refused value and the fix in."""
+    play = {"name": f"Apply {role}", "hosts": "localhost", "gather_facts": False, "roles": [role]}
+    play["vars"] = {f"{role}_user": "root", **extra}
+    out = run_local_play(tmp_path / "play.yml", [play])
+    assert out.returncode != 0, f"{role} accepted {extra}"
+    return out.stdout + out.stderr
+
+
 def ssh_inventory(path: Path, host: ground_hosts.TestHost, key: Path, group: str = "gpubox") -> Path:
     """An inventory with the test host as `box` in `group`, reached over SSH as ubuntu, like an EC2 box, with the
     project's settings."""

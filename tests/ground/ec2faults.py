@@ -65,6 +65,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tests.ground.ec2api import REGION, TEST_AGENT
+from tests.ground.net import BackgroundServer
 
 CONTROL = "/_faults/"
 
@@ -167,7 +168,7 @@ def _scope(headers: http.client.HTTPMessage) -> tuple[str, str]:
     return (found.group(1), found.group(2)) if found else ("testing", REGION)
 
 
-class FaultProxy:
+class FaultProxy(BackgroundServer):
     def __init__(self, upstream: str, host: str = "127.0.0.1", port: int = 0):
         parts = urllib.parse.urlsplit(upstream)
         if parts.scheme != "http" or not parts.hostname:
@@ -180,38 +181,15 @@ class FaultProxy:
         self._zones: dict[str, str | None] = {}
         self._clients: dict[tuple[str, str], Any] = {}
         handler = type("Handler", (_Handler,), {"proxy": self})
-        self.server = http.server.ThreadingHTTPServer((host, port), handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="ec2-faults"
-        )
+        self._serve(handler, host, port, "ec2-faults")
 
     # --- life ------------------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
 
     @property
     def env(self) -> dict[str, str]:
         from tests.ground.ec2api import client_env
 
         return client_env(self.url)
-
-    def start(self) -> FaultProxy:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
     # --- rules and log ---------------------------------------------------------------------------------
 

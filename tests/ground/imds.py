@@ -35,6 +35,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from tests.ground.net import BackgroundServer
+
 TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 TOKEN_HEADER = "X-aws-ec2-metadata-token"
 MAX_TTL = 21600
@@ -49,7 +51,7 @@ def utc_stamp(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-class ImdsStandin:
+class ImdsStandin(BackgroundServer):
     """The service inside this process. ``clock`` decides token expiry (a fake clock makes it testable)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, clock: Callable[[], float] = time.monotonic):
@@ -60,25 +62,7 @@ class ImdsStandin:
         self._notice: dict | None = None
         self._rebalance: dict | None = None
         handler = type("Handler", (_Handler,), {"imds": self})
-        self.server = http.server.ThreadingHTTPServer((host, port), handler)
-        self.server.daemon_threads = True
-        # a short poll interval: stop() returns within 50 ms (tests start and stop many of these)
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="imds-standin"
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> ImdsStandin:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(handler, host, port, "imds-standin")
 
     def set_notice(self, action: str = "stop", when: str | None = None) -> dict:
         with self._lock:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from tests.ground.net import send_json
+
 CONTROL = "/_mirror/"
 
 
@@ -59,12 +61,7 @@ class MirrorHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
     def _json(self, status: int, body) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, body)
 
     def _control(self) -> None:
         if self.client_address[0] not in ("127.0.0.1", "::1"):

@@ -23,6 +23,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.ground.imds import INSTANCE_ACTION, REBALANCE, ImdsStandin
+from tests.ground.net import send_json
 
 PROGRAM = ROOT / "roles" / "autostop" / "files" / "gpubox_autostop.py"
 
@@ -524,12 +525,7 @@ class FakeJupyter(http.server.BaseHTTPRequestHandler):
         return self._send(200, self.state["routes"][path])
 
     def _send(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, body)
 
 
 @pytest.fixture

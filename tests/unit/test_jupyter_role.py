@@ -8,15 +8,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_local_play
-
-
-def apply_role(tmp_path, extra: dict) -> tuple[int, str]:
-    """The role on this machine, as root (a user whose home the role can look up here)."""
-    extra = {"jupyter_user": "root", **extra}
-    play = {"name": "Apply jupyter", "hosts": "localhost", "gather_facts": False, "vars": extra, "roles": ["jupyter"]}
-    out = run_local_play(tmp_path / "play.yml", [play])
-    return out.returncode, out.stdout + out.stderr
+from tests.conftest import ROOT, refusal, run_local_play
 
 
 @pytest.mark.parametrize(
@@ -32,14 +24,12 @@ def apply_role(tmp_path, extra: dict) -> tuple[int, str]:
     ],
 )
 def test_bad_input_refused_with_its_value(tmp_path, extra, needle):
-    rc, out = apply_role(tmp_path, extra)
-    assert rc != 0
+    out = refusal(tmp_path, "jupyter", extra)
     assert needle in out, out[-3000:]
 
 
 def test_missing_environment_named_with_the_fix(tmp_path):
-    rc, out = apply_role(tmp_path, {"jupyter_conda_prefix": str(tmp_path / "nowhere")})
-    assert rc != 0
+    out = refusal(tmp_path, "jupyter", {"jupyter_conda_prefix": str(tmp_path / "nowhere")})
     assert f"no conda environment at {tmp_path}/nowhere/envs/d2l" in out
     assert "--tags miniconda" in out
 

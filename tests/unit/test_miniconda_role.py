@@ -6,21 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_local_play
-
-
-def apply_role(tmp_path, extra: dict) -> tuple[int, str]:
-    """The role on this machine, as root (a user whose home the role can look up here)."""
-    extra = {"miniconda_user": "root", **extra}
-    play = {
-        "name": "Apply miniconda",
-        "hosts": "localhost",
-        "gather_facts": False,
-        "vars": extra,
-        "roles": ["miniconda"],
-    }
-    out = run_local_play(tmp_path / "play.yml", [play])
-    return out.returncode, out.stdout + out.stderr
+from tests.conftest import ROOT, refusal, run_local_play
 
 
 @pytest.mark.parametrize(
@@ -37,14 +23,12 @@ def apply_role(tmp_path, extra: dict) -> tuple[int, str]:
     ],
 )
 def test_bad_input_refused_with_its_value(tmp_path, extra, needle):
-    rc, out = apply_role(tmp_path, extra)
-    assert rc != 0
+    out = refusal(tmp_path, "miniconda", extra)
     assert needle in out, out[-3000:]
 
 
 def test_default_channels_without_terms_refused(tmp_path):
-    rc, out = apply_role(tmp_path, {"miniconda_accept_tos": False})
-    assert rc != 0
+    out = refusal(tmp_path, "miniconda", {"miniconda_accept_tos": False})
     assert "miniconda_accept_tos: true" in out and "miniforge" in out
 
 
