@@ -1,5 +1,6 @@
-"""The miniconda role's real effects: an installation owned by the user, conda in the user's bash, the D2L
-environment with d2l's pinned stack on Python 3.11, its Jupyter kernel running a notebook, the notebooks."""
+"""The miniconda role's real effects (converged by configure.yml in this scenario): an installation owned by the
+user, conda in the user's bash, the D2L environment with d2l's pinned stack on Python 3.11, its Jupyter kernel
+running a notebook, the notebooks."""
 
 import json
 
