@@ -70,6 +70,8 @@ def install_play(tmp_path, variables: dict) -> str:
 
 def installer_vars(mirror, standins, name: str, sha256: str | None = None) -> dict:
     return {
+        # The install tasks alone skip the role's lookup of the user's home (tasks/main.yml): say where it is.
+        "miniconda_home": str(Path(PREFIX).parent),
         "miniconda_installer_url": f"{mirror.bridge_url}/miniconda/{name}",
         "miniconda_installer_sha256": sha256 or standins[name],
         "miniconda_download_delay": 1,
