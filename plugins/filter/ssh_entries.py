@@ -26,8 +26,9 @@ def _names():
     return module
 
 
-BOX = _names().BOX
-USER = _names().LOGIN
+_NAMES = _names()
+BOX = _NAMES.BOX
+USER = _NAMES.LOGIN
 INSTANCE = re.compile(r"i-[0-9a-f]{8,17}")
 IPV4 = re.compile(r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}")
 # An address an inventory source may give instead of the public IP: an IPv4 address or a DNS name.
