@@ -259,7 +259,9 @@ def test_list_prints_the_boxes(story, ec2m):
     proc = run_ansible(
         ["ansible-playbook", str(ROOT / "playbooks/list.yml"), "-e", f"gpubox_project={PROJECT}"], env=story["env"]
     )
-    lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip().split()[:1]}
+    # the box table ends at its price note; the cost table after it names the boxes again
+    table = proc.stdout.split("$/h:")[0]
+    lines = {line.split()[0]: line for line in table.splitlines() if line.strip().split()[:1]}
     alpha, beta, gamma = (box(ec2m, n) for n in ("alpha", "beta", "gamma"))
     assert alpha["InstanceId"] in lines["alpha"] and "1 \N{MULTIPLICATION SIGN} T4" in lines["alpha"]
     assert "running" in lines["alpha"] and "on-demand" in lines["alpha"] and "0.526" in lines["alpha"]

@@ -161,9 +161,13 @@ def test_spot_box_is_launched_complete_by_one_call(story, ec2m, api):
     assert launch["InstanceInitiatedShutdownBehavior"] == "stop"
     assert launch["ClientToken"].startswith("gpubox-") and len(launch["ClientToken"]) <= 64
     wanted = {**OWN_TAGS, "Name": "sb", "SshUser": "ubuntu"}
-    assert tag_specifications(launch) == dict.fromkeys(
-        ("instance", "volume", "network-interface", "spot-instances-request"), wanted
-    )
+    # the instance also says what it was launched as (its candidate) and carries the box's autostop settings
+    chosen = {"InstanceType": "g5.xlarge", "Zone": inst["Placement"]["AvailabilityZone"], "Market": "spot"}
+    on_instance = {**wanted, **chosen, "Autostop": "60", "MaxHours": "0"}
+    assert tag_specifications(launch) == {
+        "instance": on_instance,
+        **dict.fromkeys(("volume", "network-interface", "spot-instances-request"), wanted),
+    }
 
     # Nothing was changed after the launch.
     ids = {inst["InstanceId"], volume["VolumeId"], *(n["NetworkInterfaceId"] for n in inst["NetworkInterfaces"])}
@@ -176,7 +180,7 @@ def test_spot_box_is_launched_complete_by_one_call(story, ec2m, api):
     assert inst.get("InstanceLifecycle") == "spot"
     assert inst["MetadataOptions"]["HttpTokens"] == "required"
     assert inst["MetadataOptions"]["HttpPutResponseHopLimit"] == 2
-    assert tags(inst) == wanted
+    assert tags(inst) == on_instance
     assert [g["GroupId"] for g in inst["SecurityGroups"]] == [group]
     assert interface_groups(ec2m, inst) == [group]
     assert inst.get("PublicIpAddress")

@@ -147,3 +147,54 @@ def test_no_gpu_family_needs_no_api_call(clients):
     sq, ec2, _, _ = clients
     boxes = [{"name": "cpu", "instance_type": "t3.micro", "vcpus": 2, "market": "on-demand"}]
     assert quota.check_quotas(sq, ec2, REGION, boxes) == ([], [], [])
+
+
+def test_a_box_fits_when_one_of_its_candidates_does(clients):
+    """Spot G has no room, on-demand G has: the box is not refused, its spot candidates are named and left out."""
+    sq, ec2, sq_stub, ec2_stub = clients
+    ec2_stub.add_response("describe_instances", _running())
+    sq_stub.add_response(
+        "get_service_quota", _quota("L-DB2E81BA", 8), {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA"}
+    )
+    sq_stub.add_response(
+        "get_service_quota", _quota("L-3819A6DF", 0), {"ServiceCode": "ec2", "QuotaCode": "L-3819A6DF"}
+    )
+    zones = ("us-west-2a", "us-west-2b")
+    box = {
+        "name": "big",
+        "candidates": [
+            {"instance_type": "g5.2xlarge", "market": m, "zone": z} for m in ("spot", "on-demand") for z in zones
+        ],
+    }
+
+    report, refusals, warnings, impossible = quota.plan_quotas(sq, ec2, REGION, [box], {"g5.2xlarge": 8})
+
+    assert refusals == [] and warnings == []
+    (out,) = impossible["big"]
+    assert (out["instance_type"], out["market"]) == ("g5.2xlarge", "spot")
+    assert "L-3819A6DF" in out["why"] and "is 0" in out["why"] and "quotas/L-3819A6DF" in out["why"]
+    # counted where it fits; the quota without room shows in the report only through the boxes it refuses
+    assert [(q["code"], q["boxes"], q["requested"], q["ok"]) for q in report] == [("L-DB2E81BA", ["big"], 8, True)]
+
+
+def test_a_box_none_of_whose_candidates_fits_is_refused_with_each_quota(clients):
+    sq, ec2, sq_stub, ec2_stub = clients
+    ec2_stub.add_response("describe_instances", _running(("g4dn.xlarge", None, 2, 2)))
+    # sorted by (market, class): on-demand G, then on-demand P
+    sq_stub.add_response(
+        "get_service_quota", _quota("L-DB2E81BA", 4), {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA"}
+    )
+    sq_stub.add_response(
+        "get_service_quota", _quota("L-417A185B", 0), {"ServiceCode": "ec2", "QuotaCode": "L-417A185B"}
+    )
+    box = {"name": "h", "candidates": [{"instance_type": "p4d.24xlarge"}, {"instance_type": "g5.xlarge"}]}
+
+    _, refusals, _, impossible = quota.plan_quotas(sq, ec2, REGION, [box], {"p4d.24xlarge": 96, "g5.xlarge": 4})
+
+    (text,) = refusals
+    assert text.startswith("Box 'h' fits none of its candidates' vCPU quotas in us-west-2")
+    assert (
+        "p4d.24xlarge on-demand: vCPU quota L-417A185B" in text and "g5.xlarge on-demand: vCPU quota L-DB2E81BA" in text
+    )
+    assert "4 in use" in text and "would be 8" in text
+    assert [o["instance_type"] for o in impossible["h"]] == ["p4d.24xlarge", "g5.xlarge"]

@@ -1,16 +1,17 @@
 #!/usr/bin/python
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Launch one gpubox box, on-demand or spot, with one RunInstances call that carries all of its settings."""
+"""Launch one gpubox box, on-demand or spot, with one RunInstances call that carries all of its settings, trying
+its candidates (instance type, zone, market) in order until one has capacity."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: ec2_box_launch
-short_description: Launch one gpubox box (on-demand or spot) complete from its first second
+short_description: Launch one gpubox box (on-demand or spot) complete from its first second, where capacity is
 description:
   - Looks for the box first, an instance tagged C(Name=name) and every tag of I(owner_tags) (gpubox's
     C(ManagedBy) and C(Project)) in state pending, running, stopping or stopped. When there is one, nothing is
-    launched (a pending one is waited for).
+    launched (a pending one is waited for), whatever type, zone or market it runs on.
   - An instance with the box's Name and Project tags but not all of I(owner_tags) is not the box; it is never
     adopted, changed or counted, and a warning names it.
   - Otherwise launches the box with a single RunInstances call that carries everything it needs, so there is no
@@ -19,11 +20,28 @@ description:
     The settings are IMDSv2 required (hop limit 2), the security group,
     a public IP, an encrypted gp3 root volume deleted with the instance, instance-initiated shutdown
     C(stop), and tags on the instance, its volumes, its network interface and (spot) its spot request.
+    The instance also gets I(instance_tags) and the tags C(InstanceType), C(Zone) and C(Market) of the
+    candidate it was launched as.
   - A spot box is a persistent spot request made by RunInstances itself (C(InstanceMarketOptions)), with
     interruption behaviour C(stop). When the request restarts the box after an interruption it is the same
     instance, with the same settings, tags, volumes and security group.
-  - The call carries a ClientToken derived from the box and its launch generation, so repeating it after a
-    timeout returns the instance already launched instead of launching a second one (see I(notes)).
+  - "I(candidates) are tried in order, one RunInstances call each, until one launches. By the EC2 error code of a
+    refusal: capacity (C(InsufficientInstanceCapacity), C(InsufficientHostCapacity),
+    C(InsufficientReservedInstanceCapacity), C(InsufficientCapacityOnHost), C(InsufficientCapacity),
+    C(UnfulfillableCapacity), C(Unsupported), C(SpotMaxPriceTooLow), C(InsufficientFreeAddressesInSubnet)) moves on
+    to the next candidate; a quota (C(VcpuLimitExceeded), C(MaxSpotInstanceCountExceeded), C(InstanceLimitExceeded),
+    C(VolumeLimitExceeded), C(MaxIOPSLimitExceeded)) skips every later candidate the same quota covers (never another
+    zone for it) and names the quota and its Service Quotas page; throttling and transient server errors
+    (C(RequestLimitExceeded), C(Throttling), C(InternalError), C(Unavailable), a dropped connection) are retried on
+    the same candidate with the same ClientToken, at most I(throttle_retries) times with exponential backoff from
+    I(throttle_delay) seconds; any other error fails at once with AWS's message."
+  - botocore's own retries are off for RunInstances (one attempt per call), so a capacity refusal costs one
+    request and every request is one row of the attempt table; the other calls keep botocore's retries.
+  - When no candidate launches, fails with a table of every attempt (type, zone, market, outcome) and what to try
+    next. A refused RunInstances creates nothing (no instance, volume or spot request).
+  - The call carries a ClientToken derived from the box, the candidate's request and its launch generation, so
+    repeating it after a timeout returns the instance already launched instead of launching a second one (see
+    I(notes)).
   - Waits until the instance runs, at most I(wait_timeout) seconds.
 notes:
   - "ClientToken: C(gpubox-) and a hash of region, project, box name, the launch request and a generation
@@ -42,10 +60,16 @@ options:
         identify the box.
     type: dict
     required: true
+  candidates:
+    description:
+      - Where to launch the box, in order of preference. Each is a dict with C(instance_type), C(subnet_id) and
+        C(market) (C(on-demand) or C(spot)); C(zone), the subnet's availability zone, is looked up when left out.
+      - Left out, the box has one candidate, made of I(instance_type), I(subnet_id) and I(market).
+    type: list
+    elements: dict
   instance_type:
-    description: EC2 instance type.
+    description: EC2 instance type (the one candidate when I(candidates) is left out).
     type: str
-    required: true
   image_id:
     description: AMI id.
     type: str
@@ -55,9 +79,8 @@ options:
     type: str
     required: true
   subnet_id:
-    description: Subnet to launch into.
+    description: Subnet to launch into (the one candidate when I(candidates) is left out).
     type: str
-    required: true
   security_group_ids:
     description: Security groups of the box's network interface.
     type: list
@@ -72,7 +95,9 @@ options:
     type: int
     required: true
   market:
-    description: C(on-demand), or C(spot) for a persistent spot request whose interruption stops the box.
+    description:
+      - C(on-demand), or C(spot) for a persistent spot request whose interruption stops the box (the one candidate
+        when I(candidates) is left out).
     type: str
     choices: [on-demand, spot]
     default: on-demand
@@ -82,6 +107,28 @@ options:
         C(Name=name) are always added; other values for these keys are refused.
     type: dict
     default: {}
+  instance_tags:
+    description:
+      - Tags of the instance only (gpubox's C(Autostop) and C(MaxHours)), besides I(tags). They may not set the keys
+        of I(tags), I(owner_tags), C(Name), or C(InstanceType), C(Zone) and C(Market), which the module sets to the
+        launched candidate.
+    type: dict
+    default: {}
+  throttle_retries:
+    description: How many times one candidate's RunInstances is repeated after throttling or a transient error.
+    type: int
+    default: 4
+  throttle_delay:
+    description: Seconds before the first repeat; each next one waits twice as long (with jitter, at most 20 s).
+    type: float
+    default: 1.0
+  retry_until:
+    description:
+      - Unix time until which the caller keeps trying again (gpubox_launch_retry_minutes). When every candidate
+        was refused for capacity (or a quota, as long as one was refused for capacity) and this time is not
+        reached, the failed result says I(retry=true). 0 never.
+    type: float
+    default: 0
   wait:
     description: Wait until the instance runs.
     type: bool
@@ -97,19 +144,21 @@ extends_documentation_fragment:
 """
 
 EXAMPLES = r"""
-- name: Launch a spot box
+- name: Launch a box on spot g6.xlarge or g5.xlarge, on-demand when spot has no capacity
   ec2_box_launch:
     region: us-west-2
     name: d2l
     owner_tags: {ManagedBy: gpubox, Project: d2l-course}
-    instance_type: g5.xlarge
+    candidates:
+      - {instance_type: g6.xlarge, subnet_id: subnet-0123456789abcdef0, market: spot}
+      - {instance_type: g6.xlarge, subnet_id: subnet-0fedcba9876543210, market: spot}
+      - {instance_type: g5.xlarge, subnet_id: subnet-0123456789abcdef0, market: on-demand}
     image_id: ami-0123456789abcdef0
     key_name: gpubox
-    subnet_id: subnet-0123456789abcdef0
     security_group_ids: [sg-0123456789abcdef0]
     volume_size: 80
-    market: spot
     tags: {SshUser: ubuntu}
+    instance_tags: {Autostop: "60", MaxHours: "0"}
 """
 
 RETURN = r"""
@@ -135,44 +184,195 @@ client_token:
   description: The ClientToken of the launch (only when the module launched or would launch).
   returned: when a launch was needed
   type: str
+choice:
+  description:
+    - The candidate the box was launched as (in check mode, the first one), its place in the list (1-based), how
+      many there were, and whether it was the first choice.
+  returned: when a launch was needed
+  type: dict
+  sample: {instance_type: g5.xlarge, zone: us-west-2b, market: spot, index: 2, of: 6, first_choice: false}
+attempt_log:
+  description:
+    - Every RunInstances request of this run, in order, and the candidates skipped because a quota refused an
+      earlier one (after a failure, the message holds them as a table).
+    - C(outcome) is C(launched), C(capacity), C(quota), C(throttled) (repeated after a pause), C(skipped) (not
+      tried, C(message) says which quota) or C(error); C(code) is EC2's error code, C(message) its message;
+      C(advice) says, for a quota, which one and where to raise it.
+  returned: when the box was launched
+  type: list
+  elements: dict
+  sample:
+    - {instance_type: g5.xlarge, zone: us-west-2a, market: spot, outcome: capacity,
+       code: InsufficientInstanceCapacity, message: "We currently do not have sufficient ...", advice: ""}
+    - {instance_type: g5.xlarge, zone: us-west-2b, market: spot, outcome: launched, code: "", message: "",
+       advice: ""}
+table:
+  description: The attempts as aligned lines of text (as a failure message shows them).
+  returned: when the box was launched
+  type: list
+  elements: str
+retry:
+  description: After a failure, whether trying every candidate again later may help (see I(retry_until)).
+  returned: when no candidate launched
+  type: bool
 """
 
 import contextlib  # noqa: E402 - Ansible modules document themselves before their imports
 import hashlib  # noqa: E402
 import json  # noqa: E402
+import random  # noqa: E402
 import time  # noqa: E402
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     import botocore
+    import botocore.config
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 GONE_STATES = ["shutting-down", "terminated"]
+MARKETS = ("on-demand", "spot")
 # Generations tried before giving up: each is a box of this name launched and terminated within the
 # last 24 hours or so (EC2 keeps a token that long after the instance's termination).
 MAX_GENERATIONS = 50
 POLL_SECONDS = 5
+# The longest pause between two repeats of a throttled request.
+MAX_THROTTLE_PAUSE = 20.0
+# Instance tags the module sets to the candidate it launched.
+PLACEMENT_TAGS = ("InstanceType", "Zone", "Market")
 
+# How a refused RunInstances is handled, by EC2's error code
+# (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html).
+# Capacity: this type (or spot price) in this zone, right now. Another candidate may have it.
+CAPACITY = {
+    "InsufficientInstanceCapacity",
+    "InsufficientHostCapacity",
+    "InsufficientReservedInstanceCapacity",
+    "InsufficientCapacityOnHost",
+    "InsufficientCapacity",
+    "UnfulfillableCapacity",
+    "Unsupported",  # the type (or an option of the request) is not offered in this zone
+    "SpotMaxPriceTooLow",  # spot costs more than the on-demand price (gpubox's maximum) in this zone
+    "InsufficientFreeAddressesInSubnet",  # this zone's subnet is full
+}
+# Quotas: per account and region. Another zone cannot help; another market or quota class may.
+QUOTA = {
+    "VcpuLimitExceeded",
+    "MaxSpotInstanceCountExceeded",
+    "InstanceLimitExceeded",
+    "VolumeLimitExceeded",
+    "MaxIOPSLimitExceeded",
+}
+# Not now: the same request again after a pause (botocore would have retried these itself).
+THROTTLING = {
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "EC2ThrottledException",
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "Unavailable",
+}
 
-# What to do about the errors a launch meets most (codes as EC2 gives them).
+# (market, quota class) -> (Service Quotas code, name), as Service Quotas shows them.
+QUOTAS = {
+    ("on-demand", "G"): ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    ("on-demand", "P"): ("L-417A185B", "Running On-Demand P instances"),
+    ("on-demand", "Standard"): ("L-1216C47A", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"),
+    ("spot", "G"): ("L-3819A6DF", "All G and VT Spot Instance Requests"),
+    ("spot", "P"): ("L-7212CCBC", "All P Spot Instance Requests"),
+    ("spot", "Standard"): ("L-34B43A08", "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests"),
+}
+
+# What to do about errors that stop a launch (codes as EC2 gives them).
 HINTS = {
-    "InsufficientInstanceCapacity": "AWS has no capacity for this type in this zone right now: try again later, "
-    "or another instance_type, zone or region (for spot: market on-demand).",
-    "InsufficientHostCapacity": "AWS has no capacity for this type in this zone right now: try again later.",
-    "Unsupported": "this instance type or option is not offered in this zone: choose another type or region.",
-    "VcpuLimitExceeded": "the account's vCPU quota for this instance family is used up: request an increase in "
-    "Service Quotas (EC2) or stop other instances.",
     "AuthFailure.ServiceLinkedRoleCreationNotPermitted": "the account's first spot launch creates the "
     "service-linked role AWSServiceRoleForEC2Spot: allow iam:CreateServiceLinkedRole for spot.amazonaws.com, or "
     "create it once with `aws iam create-service-linked-role --aws-service-name spot.amazonaws.com`.",
-    "MaxSpotInstanceCountExceeded": "the account's spot quota is used up: request an increase in Service Quotas "
-    "(EC2) or use market on-demand.",
 }
 
 
 class LaunchError(Exception):
     """A launch that cannot go on; the message says why."""
+
+
+class NoCandidateError(Exception):
+    """No candidate launched; the attempts say why, kind is 'exhausted' (capacity and quotas) or 'error'."""
+
+    def __init__(self, message: str, attempts: list[dict], kind: str):
+        super().__init__(message)
+        self.attempts = attempts
+        self.kind = kind
+
+
+def classify(code: str) -> str:
+    """capacity, quota, throttled or error."""
+    if code in CAPACITY:
+        return "capacity"
+    if code in QUOTA:
+        return "quota"
+    if code in THROTTLING:
+        return "throttled"
+    return "error"
+
+
+def quota_class(instance_type: str) -> str | None:
+    """The vCPU quota an instance type counts against: G (G and VT), P, Standard, or None (F, X, Inf, DL, Trn...)."""
+    family = instance_type.split(".", 1)[0].lower()
+    if family.startswith(("g", "vt")):
+        return "G"
+    if family.startswith("p"):
+        return "P"
+    if family[:1] in set("acdhimrtz"):
+        return "Standard"
+    return None
+
+
+def quotas_url(region: str, code: str = "", service: str = "ec2") -> str:
+    page = f"https://{region}.console.aws.amazon.com/servicequotas/home/services/{service}/quotas"
+    return f"{page}/{code}" if code else page
+
+
+def quota_scope(code: str, candidate: dict) -> tuple[str, str]:
+    """(market, quota class) a quota refusal closes; '*' for all. A vCPU quota is per market and class, the spot
+    instance count per market, the EBS quotas for every launch."""
+    if code in ("VolumeLimitExceeded", "MaxIOPSLimitExceeded"):
+        return ("*", "*")
+    if code == "VcpuLimitExceeded":
+        return (candidate["market"], quota_class(candidate["instance_type"]) or candidate["instance_type"])
+    return (candidate["market"], "*")
+
+
+def in_scope(scope: tuple[str, str], candidate: dict) -> bool:
+    market, cls = scope
+    own = quota_class(candidate["instance_type"]) or candidate["instance_type"]
+    return market in ("*", candidate["market"]) and cls in ("*", own)
+
+
+def quota_text(region: str, code: str, candidate: dict) -> str:
+    """Which quota refused the candidate, and where to raise it."""
+    market, itype = candidate["market"], candidate["instance_type"]
+    if code in ("VolumeLimitExceeded", "MaxIOPSLimitExceeded"):
+        what = "EBS storage" if code == "VolumeLimitExceeded" else "EBS IOPS"
+        return (
+            f"the account's {what} quota in {region} is used up (every launch needs a volume): raise it at "
+            f"{quotas_url(region, service='ebs')} or delete volumes you no longer need"
+        )
+    known = QUOTAS.get((market, quota_class(itype) or ""))
+    if code in ("VcpuLimitExceeded", "MaxSpotInstanceCountExceeded") and known:
+        quota = f"the {market} vCPU quota {known[0]} ({known[1]}) in {region}"
+        url = quotas_url(region, known[0])
+    elif code == "InstanceLimitExceeded":
+        quota = f"the account's {market} instance limit for {itype} in {region}"
+        url = quotas_url(region)
+    else:
+        quota = f"the account's {market} quota for {itype} in {region}"
+        url = quotas_url(region)
+    return (
+        f"{quota} is used up; quotas are per region, so no other zone is tried for it. Raise it at {url} "
+        f"(Service Quotas, region {region}), stop other instances, or declare another market or instance type family"
+    )
 
 
 def box_tags(name: str, owner: dict, tags: dict) -> dict[str, str]:
@@ -183,6 +383,14 @@ def box_tags(name: str, owner: dict, tags: dict) -> dict[str, str]:
     if clash:
         raise LaunchError(f"tags may not set {', '.join(sorted(clash))} to other values than {own}: {clash}")
     return {**{str(k): str(v) for k, v in tags.items()}, **own}
+
+
+def instance_only_tags(tags: dict[str, str], extra: dict) -> dict[str, str]:
+    """The instance's own tags (Autostop, MaxHours): none of the box's keys or the placement tags."""
+    taken = sorted((set(tags) | set(PLACEMENT_TAGS)) & {str(k) for k in extra})
+    if taken:
+        raise LaunchError(f"instance_tags may not set {', '.join(taken)} (set from the box and its candidate)")
+    return {str(k): str(v) for k, v in extra.items()}
 
 
 def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
@@ -201,6 +409,8 @@ def launch_request(box: dict, subnet_maps_public_ip: bool) -> dict:
     instance's groups. A subnet that does not needs an explicit interface specification, the only place
     where AssociatePublicIpAddress can be asked for; the groups then belong there too (EC2 refuses
     SecurityGroupIds next to NetworkInterfaces).
+
+    The instance's tag specification adds box["instance_tags"] (if any) to the tags every resource gets.
     """
     tags = _tag_list(box["tags"])
     resource_types = ["instance", "volume", "network-interface"]
@@ -248,7 +458,11 @@ def launch_request(box: dict, subnet_maps_public_ip: bool) -> dict:
             "SpotOptions": {"SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"},
         }
         resource_types.append("spot-instances-request")
-    request["TagSpecifications"] = [{"ResourceType": t, "Tags": tags} for t in resource_types]
+    own = box.get("instance_tags") or {}
+    request["TagSpecifications"] = [
+        {"ResourceType": t, "Tags": _tag_list({**box["tags"], **own}) if t == "instance" and own else tags}
+        for t in resource_types
+    ]
     return request
 
 
@@ -295,8 +509,11 @@ def find_box(ec2, name: str, owner: dict) -> tuple[list[dict], list[dict], list[
     return live, gone, foreign
 
 
-def launch(ec2, region: str, box: dict, request: dict, gone: list[dict]) -> tuple[dict, str]:
-    """Launch the box with the first token of a generation that launched nothing yet; (instance, token)."""
+def launch(ec2, region: str, box: dict, request: dict, gone: list[dict], run=None) -> tuple[dict, str]:
+    """Launch the box with the first token of a generation that launched nothing yet; (instance, token).
+
+    `run(**params)` makes the RunInstances call (default: ec2.run_instances); its errors pass through."""
+    run = run or ec2.run_instances
     used = {inst.get("ClientToken") for inst in gone} - {None, ""}
     generation = 0
     calls = 0
@@ -306,7 +523,7 @@ def launch(ec2, region: str, box: dict, request: dict, gone: list[dict]) -> tupl
         if token in used:
             continue
         calls += 1
-        instance = ec2.run_instances(ClientToken=token, **request)["Instances"][0]
+        instance = run(ClientToken=token, **request)["Instances"][0]
         if instance["State"]["Name"] not in GONE_STATES:
             return instance, token
         # EC2 repeated the answer of an earlier launch with this token: that box is gone, take the next one.
@@ -315,6 +532,145 @@ def launch(ec2, region: str, box: dict, request: dict, gone: list[dict]) -> tupl
         f"Box {box['name']}: the first {MAX_GENERATIONS} launch tokens all belong to instances that were "
         f"terminated ({calls} RunInstances calls answered with one); wait a day or rename the box."
     )
+
+
+def _error(exc: Exception) -> tuple[str, str]:
+    """(code, message) of a botocore error; a connection problem has the code ''."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        return str(err.get("Code", "")), str(err.get("Message", exc))
+    return "", str(exc)
+
+
+# A request that may or may not have reached EC2: repeating it with the same ClientToken is safe.
+def _connection_errors() -> tuple[type[Exception], ...]:
+    exc = botocore.exceptions
+    return (exc.EndpointConnectionError, exc.ConnectionClosedError, exc.ReadTimeoutError, exc.ConnectTimeoutError)
+
+
+def repeating(ec2, note, retries: int, delay: float, sleep=time.sleep):
+    """A run_instances that repeats a throttled request (or one that met a transient error or lost its connection)
+    up to `retries` times, pausing delay, 2*delay, 4*delay... (each with jitter, at most MAX_THROTTLE_PAUSE);
+    note(code, message, pause) is told of every request that is repeated. The last error passes through."""
+
+    def run(**params):
+        for attempt in range(retries + 1):
+            try:
+                return ec2.run_instances(**params)
+            except botocore.exceptions.ClientError as e:
+                code, message = _error(e)
+                if classify(code) != "throttled" or attempt == retries:
+                    raise
+            except _connection_errors() as e:
+                code, message = _error(e)
+                if attempt == retries:
+                    raise
+            pause = min(delay * 2**attempt, MAX_THROTTLE_PAUSE) * random.uniform(0.5, 1.0)  # jitter
+            note(code or "connection", message, pause)
+            if pause > 0:
+                sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return run
+
+
+def _row(candidate: dict, outcome: str, code: str = "", message: str = "", advice: str = "") -> dict:
+    return {
+        "instance_type": candidate["instance_type"],
+        "zone": candidate.get("zone") or "",
+        "market": candidate["market"],
+        "outcome": outcome,
+        "code": code,
+        "message": message,
+        "advice": advice,
+    }
+
+
+def try_candidates(
+    ec2, region: str, box: dict, candidates: list[dict], public_ip: dict[str, bool], gone: list[dict], sleep=time.sleep
+) -> tuple[dict, str, int, list[dict]]:
+    """Launch the box as the first candidate that has capacity: (instance, token, index of the candidate (0-based),
+    attempts). Raises NoCandidateError when none launches."""
+    attempts: list[dict] = []
+    closed: list[tuple[tuple[str, str], int]] = []  # quota scopes refused so far, with the row that refused
+    for index, candidate in enumerate(candidates):
+        refused_by = next((row for scope, row in closed if in_scope(scope, candidate)), None)
+        if refused_by is not None:
+            first = attempts[refused_by]
+            why = f"the quota that refused #{refused_by + 1} covers it"
+            attempts.append(_row(candidate, "skipped", first["code"], why))
+            continue
+        placement = {
+            "InstanceType": candidate["instance_type"],
+            "Zone": candidate["zone"],
+            "Market": candidate["market"],
+        }
+        one = {
+            **box,
+            "instance_type": candidate["instance_type"],
+            "subnet_id": candidate["subnet_id"],
+            "market": candidate["market"],
+            "instance_tags": {**box.get("instance_tags", {}), **placement},
+        }
+        request = launch_request(one, public_ip[candidate["subnet_id"]])
+
+        def note(code: str, message: str, pause: float, candidate=candidate) -> None:
+            attempts.append(_row(candidate, "throttled", code, f"{message} (repeated after {pause:.1f} s)"))
+
+        run = repeating(ec2, note, box["throttle_retries"], box["throttle_delay"], sleep)
+        try:
+            instance, token = launch(ec2, region, one, request, gone, run=run)
+        except (botocore.exceptions.ClientError, *_connection_errors()) as e:
+            code, message = _error(e)
+            kind = classify(code) if code else "throttled"
+            if kind == "capacity":
+                attempts.append(_row(candidate, "capacity", code, message))
+                continue
+            if kind == "quota":
+                attempts.append(_row(candidate, "quota", code, message, quota_text(region, code, candidate)))
+                closed.append((quota_scope(code, candidate), len(attempts) - 1))
+                continue
+            hint = f" ({HINTS[code]})" if code in HINTS else ""
+            if kind == "throttled":
+                hint = (
+                    f" (still refused after {box['throttle_retries']} repeats: EC2 throttles this account's requests "
+                    f"or is unwell; run again in a few minutes)"
+                )
+            attempts.append(_row(candidate, "error", code, f"{message}{hint}"))
+            raise NoCandidateError(f"{code or 'connection error'}: {message}{hint}", attempts, "error") from e
+        attempts.append(_row(candidate, "launched"))
+        return instance, token, index, attempts
+    raise NoCandidateError("every candidate was refused", attempts, "exhausted")
+
+
+def attempt_table(attempts: list[dict]) -> list[str]:
+    """The attempts as aligned lines: #, type, zone, market, outcome (with EC2's code)."""
+    rows = [("#", "type", "zone", "market", "outcome")]
+    for n, a in enumerate(attempts, 1):
+        outcome = a["outcome"] + (f": {a['code']}" if a["code"] else "")
+        if a["outcome"] == "skipped":
+            outcome = f"not tried: {a['message']}"
+        rows.append((str(n), a["instance_type"], a["zone"], a["market"], outcome))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return ["  ".join([*(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)), r[4]]).rstrip() for r in rows]
+
+
+def next_steps(attempts: list[dict], markets: set[str], retry_minutes_set: bool) -> list[str]:
+    """What to try after every candidate failed, from what refused them."""
+    outcomes = {a["outcome"] for a in attempts}
+    steps = []
+    if "capacity" in outcomes:
+        steps.append(
+            "No capacity (EC2's capacity codes above) is AWS's side and changes by the minute: run again later"
+            + ("" if retry_minutes_set else ", or let gpubox keep trying (gpubox_launch_retry_minutes: 30)")
+            + "; or widen the box: more instance types (instance_type: [g6.xlarge, g5.xlarge, g4dn.xlarge]), "
+            "all zones (leave zones out)"
+            + ("" if markets >= {"spot", "on-demand"} else ", the other market (market: [spot, on-demand])")
+            + ", or another region (gpubox_region)."
+        )
+    for advice in dict.fromkeys(a["advice"] for a in attempts if a["outcome"] == "quota"):
+        steps.append(f"Quota: {advice}.")
+    return steps
 
 
 def wait_running(ec2, instance_id: str, timeout: int, sleep=time.sleep, clock=time.monotonic) -> dict:
@@ -356,8 +712,35 @@ def summary(instance: dict) -> dict:
     }
 
 
-def ensure_box(module, ec2, box: dict) -> dict:
-    """The module's work, as the result to exit with."""
+def box_candidates(box: dict) -> list[dict]:
+    """The candidates as given, or the one made of instance_type, subnet_id and market; each checked."""
+    given = box.get("candidates")
+    if given is None:
+        if not box.get("instance_type") or not box.get("subnet_id"):
+            raise LaunchError(f"Box {box['name']}: give candidates, or instance_type and subnet_id.")
+        given = [{"instance_type": box["instance_type"], "subnet_id": box["subnet_id"], "market": box["market"]}]
+    if not given:
+        raise LaunchError(f"Box {box['name']}: candidates is empty; a box needs somewhere to launch.")
+    candidates = []
+    for c in given:
+        one = {"instance_type": c.get("instance_type"), "subnet_id": c.get("subnet_id")}
+        one["market"] = c.get("market") or "on-demand"
+        one["zone"] = c.get("zone") or ""
+        if not one["instance_type"] or not one["subnet_id"] or one["market"] not in MARKETS:
+            raise LaunchError(
+                f"Box {box['name']}: each candidate needs instance_type, subnet_id and a market on-demand|spot: {c}"
+            )
+        candidates.append({k: str(v) for k, v in one.items()})
+    return candidates
+
+
+def _requests(n: int) -> str:
+    return f"{n} RunInstances request" + ("" if n == 1 else "s")
+
+
+def ensure_box(module, ec2, box: dict, launcher=None, sleep=time.sleep) -> dict:
+    """The module's work, as the result to exit with (`failed` set when no candidate launched). `launcher` is the
+    client for RunInstances (botocore's retries off); default: ec2."""
     name, project = box["name"], box["project"]
     live, gone, foreign = find_box(ec2, name, box["owner_tags"])
     lacking = " and ".join(f"{k}={v}" for k, v in box["owner_tags"].items() if k != "Project")
@@ -376,53 +759,114 @@ def ensure_box(module, ec2, box: dict) -> dict:
             instance = wait_running(ec2, instance["InstanceId"], box["wait_timeout"])
         return {"changed": False, "launched": False, "instance": summary(instance)}
 
-    subnet = ec2.describe_subnets(SubnetIds=[box["subnet_id"]])["Subnets"][0]
-    request = launch_request(box, bool(subnet.get("MapPublicIpOnLaunch")))
+    candidates = box_candidates(box)
+    subnet_ids = sorted({c["subnet_id"] for c in candidates})
+    subnets = {s["SubnetId"]: s for s in ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]}
+    for c in candidates:
+        c["zone"] = c["zone"] or subnets[c["subnet_id"]].get("AvailabilityZone", "")
+    public_ip = {sid: bool(s.get("MapPublicIpOnLaunch")) for sid, s in subnets.items()}
+
+    def choice(index: int) -> dict:
+        return {
+            **{k: candidates[index][k] for k in ("instance_type", "zone", "market")},
+            "index": index + 1,
+            "of": len(candidates),
+            "first_choice": index == 0,
+        }
+
     if module.check_mode:
-        token = client_token(module.region, project, name, request, 0)
-        return {"changed": True, "launched": False, "client_token": token}
-    instance, token = launch(ec2, module.region, box, request, gone)
+        first = candidates[0]
+        one = {**box, **first, "instance_tags": {**box["instance_tags"], "InstanceType": first["instance_type"]}}
+        one["instance_tags"].update(Zone=first["zone"], Market=first["market"])
+        token = client_token(module.region, project, name, launch_request(one, public_ip[first["subnet_id"]]), 0)
+        return {"changed": True, "launched": False, "client_token": token, "choice": choice(0)}
+
+    try:
+        instance, token, index, attempts = try_candidates(
+            launcher or ec2, module.region, box, candidates, public_ip, gone, sleep
+        )
+    except NoCandidateError as e:
+        table = attempt_table(e.attempts)
+        markets = {c["market"] for c in candidates}
+        if e.kind == "error":
+            head = f"Box {name}: could not launch ({_requests(len(e.attempts))}, region {module.region}): {e}"
+            return {"failed": True, "msg": "\n".join([head, *table]), "retry": False}
+        capacity = any(a["outcome"] == "capacity" for a in e.attempts)
+        retry = capacity and time.time() < box["retry_until"]
+        head = (
+            f"Box {name}: none of its {len(candidates)} candidates could be launched in {module.region} "
+            f"({_requests(sum(a['outcome'] != 'skipped' for a in e.attempts))}; nothing was created):"
+        )
+        steps = next_steps(e.attempts, markets, box["retry_until"] > 0)
+        if retry:
+            steps.insert(0, "Trying every candidate again until gpubox_launch_retry_minutes is up.")
+        msg = "\n".join([head, *table, *(f"Next: {s}" for s in steps)])
+        return {"failed": True, "msg": msg, "retry": retry}
+
     if box["wait"]:
         instance = wait_running(ec2, instance["InstanceId"], box["wait_timeout"])
-    return {"changed": True, "launched": True, "client_token": token, "instance": summary(instance)}
+    return {
+        "changed": True,
+        "launched": True,
+        "client_token": token,
+        "instance": summary(instance),
+        "choice": choice(index),
+        "attempt_log": attempts,
+        "table": attempt_table(attempts),
+    }
 
 
 ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},
     "owner_tags": {"type": "dict", "required": True},
-    "instance_type": {"type": "str", "required": True},
+    "candidates": {"type": "list", "elements": "dict"},
+    "instance_type": {"type": "str"},
     "image_id": {"type": "str", "required": True},
     "key_name": {"type": "str", "required": True, "no_log": False},
-    "subnet_id": {"type": "str", "required": True},
+    "subnet_id": {"type": "str"},
     "security_group_ids": {"type": "list", "elements": "str", "required": True},
     "root_device_name": {"type": "str", "default": "/dev/sda1"},
     "volume_size": {"type": "int", "required": True},
     "market": {"type": "str", "choices": ["on-demand", "spot"], "default": "on-demand"},
     "tags": {"type": "dict", "default": {}},
+    "instance_tags": {"type": "dict", "default": {}},
+    "throttle_retries": {"type": "int", "default": 4},
+    "throttle_delay": {"type": "float", "default": 1.0},
+    "retry_until": {"type": "float", "default": 0},
     "wait": {"type": "bool", "default": True},
     "wait_timeout": {"type": "int", "default": 600},
 }
 
+# RunInstances is made exactly once per call: a refusal for capacity (HTTP 500) or throttling (503) comes back at
+# once instead of after botocore's retries, so it costs one request and is one row of the attempt table.
+ONE_ATTEMPT = {"retries": {"mode": "standard", "total_max_attempts": 1}}
+
 
 def main() -> None:
-    module = AnsibleAWSModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleAWSModule(
+        argument_spec=ARGUMENT_SPEC,
+        supports_check_mode=True,
+        required_one_of=[["candidates", "instance_type"]],
+    )
     box = dict(module.params)
     if not box["security_group_ids"]:
         module.fail_json(msg=f"Box {box['name']}: security_group_ids is empty; a box needs its security group.")
     if not box["owner_tags"].get("Project"):
         module.fail_json(msg=f"Box {box['name']}: owner_tags must include Project (gpubox_tags).")
+    if box["throttle_retries"] < 0 or box["throttle_delay"] < 0:
+        module.fail_json(msg=f"Box {box['name']}: throttle_retries and throttle_delay must be 0 or more.")
     box["project"] = str(box["owner_tags"]["Project"])
     try:
         box["tags"] = box_tags(box["name"], box["owner_tags"], box["tags"] or {})
-        result = ensure_box(module, module.client("ec2"), box)
+        box["instance_tags"] = instance_only_tags(box["tags"], box["instance_tags"] or {})
+        launcher = module.client("ec2", config=botocore.config.Config(**ONE_ATTEMPT))
+        result = ensure_box(module, module.client("ec2"), box, launcher=launcher)
     except LaunchError as e:
         module.fail_json(msg=str(e))
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        code = getattr(e, "response", {}).get("Error", {}).get("Code", "")
-        hint = f": {HINTS[code]}" if code in HINTS else ""
-        module.fail_json_aws(
-            e, msg=f"Could not launch box {box['name']} ({box['instance_type']}, {box['market']}){hint}"
-        )
+        module.fail_json_aws(e, msg=f"Could not launch box {box['name']}")
+    if result.pop("failed", False):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

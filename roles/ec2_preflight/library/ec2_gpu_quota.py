@@ -11,17 +11,29 @@ description:
   - Groups the boxes to launch by quota (G and VT or P instances, on-demand or spot), adds the vCPUs of the
     account's instances already running under that quota, and compares the sum with the applied quota value
     from Service Quotas.
-  - Fails, naming the boxes, the quota and the console page to request an increase, when a quota is too low.
-  - When a quota cannot be read (Service Quotas unavailable, no permission), warns and goes on.
+  - A box may have several candidates (instance type and market, in order of preference). The boxes are taken in
+    order, each counted under its first candidate whose quota has room for it; a candidate whose quota has no
+    room is left out of the box's candidates (and named in C(impossible)). A box is refused only when none of
+    its candidates fits.
+  - Fails, naming the boxes, the quota and the console page to request an increase, when a quota is too low for
+    a box's every candidate.
+  - When a quota cannot be read (Service Quotas unavailable, no permission), warns and goes on (the candidates
+    it covers are kept).
   - Instance types of other families are not checked.
 options:
   boxes:
     description:
-      - The boxes to launch, each a dict with C(name), C(instance_type), C(vcpus) (default vCPUs of the type) and
-        C(market) (C(on-demand), the default, or C(spot)); other keys are ignored.
+      - The boxes to launch, each a dict with C(name) and either C(candidates), a list of dicts with
+        C(instance_type) and C(market) (C(on-demand) or C(spot); other keys, such as the zone, are kept), or
+        C(instance_type), C(vcpus) (default vCPUs of the type) and C(market) (C(on-demand), the default, or C(spot)).
+      - The boxes come back in C(boxes) with the candidates that fit; other keys are kept.
     type: list
     elements: dict
     required: true
+  type_vcpus:
+    description: Default vCPUs of each instance type of the boxes' candidates.
+    type: dict
+    default: {}
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -34,6 +46,11 @@ EXAMPLES = r"""
     region: us-west-2
     boxes:
       - {name: d2l, instance_type: g4dn.xlarge, vcpus: 4, market: on-demand}
+      - name: big
+        candidates:
+          - {instance_type: g5.2xlarge, market: spot, zone: us-west-2a}
+          - {instance_type: g5.2xlarge, market: on-demand, zone: us-west-2a}
+    type_vcpus: {g5.2xlarge: 8}
 """
 
 RETURN = r"""
@@ -50,6 +67,16 @@ quotas:
       in_use: 0
       limit: 8
       ok: true
+boxes:
+  description: The boxes as given, each with the candidates that fit the quotas (all of them when none is refused).
+  returned: always
+  type: list
+  elements: dict
+impossible:
+  description: For each box (by name), the candidates left out, with C(instance_type), C(market) and C(why).
+  returned: always
+  type: dict
+  sample: {big: [{instance_type: g5.2xlarge, market: spot, why: "vCPU quota L-3819A6DF ... is 0 ..."}]}
 """
 
 import contextlib  # noqa: E402 - Ansible modules document themselves before their imports
@@ -108,18 +135,45 @@ def vcpus_in_use(ec2) -> dict[tuple[str, str], int]:
     return used
 
 
+def _options(box: dict, type_vcpus: dict) -> list[dict]:
+    """The box's distinct (instance type, market) candidates, in order, each with its vCPUs."""
+    given = box.get("candidates")
+    if given is None:
+        given = [{"instance_type": box["instance_type"], "market": box.get("market") or "on-demand"}]
+    options: list[dict] = []
+    for candidate in given:
+        itype, market = candidate["instance_type"], candidate.get("market") or "on-demand"
+        if any(o["instance_type"] == itype and o["market"] == market for o in options):
+            continue
+        vcpus = type_vcpus.get(itype, box.get("vcpus") if itype == box.get("instance_type") else None)
+        options.append({"instance_type": itype, "market": market, "vcpus": int(vcpus or 0)})
+    return options
+
+
 def check_quotas(sq, ec2, region: str, boxes: list[dict]) -> tuple[list[dict], list[str], list[str]]:
-    """Return (quota report, refusals, warnings) for launching `boxes`."""
-    wanted: dict[tuple[str, str], list[dict]] = {}
-    for box in boxes:
-        cls = quota_class(box["instance_type"])
-        if cls is not None:
-            wanted.setdefault((box.get("market") or "on-demand", cls), []).append(box)
+    """Return (quota report, refusals, warnings) for launching `boxes` (see plan_quotas)."""
+    return plan_quotas(sq, ec2, region, boxes)[:3]
+
+
+def plan_quotas(
+    sq, ec2, region: str, boxes: list[dict], type_vcpus: dict | None = None
+) -> tuple[list[dict], list[str], list[str], dict[str, list[dict]]]:
+    """Return (quota report, refusals, warnings, candidates left out per box) for launching `boxes`.
+
+    Boxes are taken in order; each is counted under its first candidate whose quota has room (or cannot be read).
+    A box none of whose candidates fits is refused: a box with one quota-bound candidate in the message of its
+    quota, which names every box counted under it (as when each box had one type), any other box on its own."""
+    type_vcpus = type_vcpus or {}
+    options = {box["name"]: _options(box, type_vcpus) for box in boxes}
+    keys = sorted(
+        {(o["market"], cls) for opts in options.values() for o in opts if (cls := quota_class(o["instance_type"]))}
+    )
     report: list[dict] = []
     refusals: list[str] = []
     warnings: list[str] = []
-    if not wanted:
-        return report, refusals, warnings
+    impossible: dict[str, list[dict]] = {}
+    if not keys:
+        return report, refusals, warnings, impossible
 
     try:
         used = vcpus_in_use(ec2)
@@ -127,56 +181,148 @@ def check_quotas(sq, ec2, region: str, boxes: list[dict]) -> tuple[list[dict], l
         used = {}
         warnings.append(f"Could not count the vCPUs already running ({_error_text(e)}); checking the new boxes alone.")
 
-    for key in sorted(wanted):
+    limits: dict[tuple[str, str], int | None] = {}
+    for key in keys:
         code, name = QUOTAS[key]
-        group = wanted[key]
-        requested = sum(int(b["vcpus"]) for b in group)
-        in_use = used.get(key, 0)
-        entry = {"code": code, "name": name, "boxes": [b["name"] for b in group], "requested": requested}
-        entry["in_use"] = in_use
         try:
-            limit = int(sq.get_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"])
+            limits[key] = int(sq.get_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"])
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            entry.update(limit=None, ok=None)
+            limits[key] = None
             warnings.append(
                 f"Could not read the vCPU quota {code} ({name}) in {region}: {_error_text(e)}. Going on without "
                 f"the check; if the launch fails with VcpuLimitExceeded, request an increase at "
                 f"{console_url(region, code)}"
             )
-            report.append(entry)
+
+    counted: dict[tuple[str, str], list[tuple[dict, dict]]] = {key: [] for key in keys}
+    taken = dict.fromkeys(keys, 0)
+    refused_alone: list[tuple[dict, list[tuple[dict, tuple[str, str]]]]] = []
+    for box in boxes:
+        short: list[tuple[dict, tuple[str, str]]] = []
+        for option in options[box["name"]]:
+            cls = quota_class(option["instance_type"])
+            if cls is None:
+                break
+            key = (option["market"], cls)
+            limit = limits[key]
+            if limit is None or used.get(key, 0) + taken[key] + option["vcpus"] <= limit:
+                taken[key] += option["vcpus"]
+                counted[key].append((box, option))
+                break
+            short.append((option, key))
+        else:
+            # no candidate fits: the box counts under each quota that refused it (once, with its first candidate there)
+            for key in dict.fromkeys(k for _, k in short):
+                counted[key].append((box, next(o for o, k in short if k == key)))
+            if len(short) != 1:
+                refused_alone.append((box, short))
+        if short:
+            impossible[box["name"]] = [
+                {
+                    "instance_type": o["instance_type"],
+                    "market": o["market"],
+                    "why": _shortfall(region, key, limits[key], used.get(key, 0) + taken[key], o["vcpus"]),
+                }
+                for o, key in short
+            ]
+
+    alone = {box["name"] for box, _ in refused_alone}
+    for key in keys:
+        code, name = QUOTAS[key]
+        group = counted[key]
+        if not group:
             continue
-        entry.update(limit=limit, ok=in_use + requested <= limit)
+        requested = sum(o["vcpus"] for _, o in group)
+        in_use = used.get(key, 0)
+        limit = limits[key]
+        entry = {"code": code, "name": name, "boxes": [b["name"] for b, _ in group], "requested": requested}
+        entry.update(in_use=in_use, limit=limit, ok=None if limit is None else in_use + requested <= limit)
         report.append(entry)
-        if not entry["ok"]:
-            listing = ", ".join(f"'{b['name']}' ({b['instance_type']}, {b['vcpus']} vCPUs)" for b in group)
+        # refused here: a box whose only quota-bound candidate is under this quota and does not fit
+        single = [
+            b["name"]
+            for b, _ in group
+            if b["name"] in impossible
+            and b["name"] not in alone
+            and len(impossible[b["name"]]) == len(options[b["name"]])
+        ]
+        if limit is not None and single:
+            listing = ", ".join(f"'{b['name']}' ({o['instance_type']}, {o['vcpus']} vCPUs)" for b, o in group)
             refusals.append(
                 f"vCPU quota {code} ({name}) in {region} is {limit}, but {listing} need {requested} vCPUs on top of "
                 f"{in_use} already running ({in_use + requested} in all). Request an increase to at least "
                 f"{in_use + requested} at {console_url(region, code)} , or choose a smaller instance_type, "
                 f"another market or another region (gpubox_region)."
             )
-    return report, refusals, warnings
+    for box, _ in refused_alone:
+        reasons = "; ".join(f"{i['instance_type']} {i['market']}: {i['why']}" for i in impossible[box["name"]])
+        refusals.append(
+            f"Box '{box['name']}' fits none of its candidates' vCPU quotas in {region}: {reasons}. Request an "
+            f"increase of one of them, or declare an instance_type or market whose quota has room."
+        )
+    return report, refusals, warnings, impossible
+
+
+def _shortfall(region: str, key: tuple[str, str], limit: int | None, counted: int, vcpus: int) -> str:
+    """Why a candidate does not fit: `counted` vCPUs (running, and the boxes before it) plus its own exceed the
+    quota."""
+    code, name = QUOTAS[key]
+    return (
+        f"vCPU quota {code} ({name}) is {limit}, and {counted} in use (running, or for the boxes before) plus "
+        f"{vcpus} would be {counted + vcpus}; raise it at {console_url(region, code)}"
+    )
 
 
 def main() -> None:
     module = AnsibleAWSModule(
-        argument_spec={"boxes": {"type": "list", "elements": "dict", "required": True}},
+        argument_spec={
+            "boxes": {"type": "list", "elements": "dict", "required": True},
+            "type_vcpus": {"type": "dict", "default": {}},
+        },
         supports_check_mode=True,
     )
-    boxes = []
-    for box in module.params["boxes"]:
-        missing = [k for k in ("name", "instance_type", "vcpus") if box.get(k) in (None, "")]
-        if missing or box.get("market", "on-demand") not in ("on-demand", "spot"):
-            module.fail_json(msg=f"Each box needs name, instance_type, vcpus and a market on-demand|spot: {box}")
-        boxes.append({k: box.get(k) for k in ("name", "instance_type", "vcpus", "market")})
-    report, refusals, warnings = check_quotas(
-        module.client("service-quotas"), module.client("ec2"), module.region, boxes
+    type_vcpus = module.params["type_vcpus"] or {}
+    boxes = module.params["boxes"]
+    for box in boxes:
+        candidates = box.get("candidates")
+        if candidates is None:
+            missing = [k for k in ("name", "instance_type", "vcpus") if box.get(k) in (None, "")]
+            bad = missing or box.get("market", "on-demand") not in ("on-demand", "spot")
+        else:
+            bad = (
+                not box.get("name")
+                or not candidates
+                or any(
+                    not c.get("instance_type")
+                    or c.get("market", "on-demand") not in ("on-demand", "spot")
+                    or c["instance_type"] not in type_vcpus
+                    for c in candidates
+                )
+            )
+        if bad:
+            module.fail_json(
+                msg="Each box needs a name and either candidates (instance_type and a market on-demand|spot, each "
+                f"type in type_vcpus) or instance_type, vcpus and a market on-demand|spot: {box}"
+            )
+    report, refusals, warnings, impossible = plan_quotas(
+        module.client("service-quotas"), module.client("ec2"), module.region, boxes, type_vcpus
     )
     for warning in warnings:
         module.warn(warning)
     if refusals:
-        module.fail_json(msg=" ".join(refusals), quotas=report)
-    module.exit_json(changed=False, quotas=report)
+        module.fail_json(msg=" ".join(refusals), quotas=report, impossible=impossible)
+    kept = []
+    for box in boxes:
+        out = [(o["instance_type"], o["market"]) for o in impossible.get(box["name"], [])]
+        if box.get("candidates") is not None:
+            box = dict(
+                box,
+                candidates=[
+                    c for c in box["candidates"] if (c["instance_type"], c.get("market") or "on-demand") not in out
+                ],
+            )
+        kept.append(box)
+    module.exit_json(changed=False, quotas=report, boxes=kept, impossible=impossible)
 
 
 if __name__ == "__main__":
