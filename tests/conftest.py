@@ -50,6 +50,15 @@ def ec2api() -> Iterator[EC2Api]:
     api.stop()
 
 
+@pytest.fixture(scope="module")
+def api() -> Iterator[EC2Api]:
+    """A local EC2 API of the test module's own, for a module whose tests tell one story in order (launch, rerun,
+    stop...); it records the requests it gets, to see what was asked of it."""
+    server = EC2Api().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def aws_env(ec2api: EC2Api) -> dict[str, str]:
     """A clean local EC2 API for this test, and the environment that points Ansible/boto3 at it."""

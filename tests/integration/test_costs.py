@@ -18,7 +18,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from tests.ground.ec2api import CANONICAL, TEST_AGENT, EC2Api
+from tests.ground.ec2api import CANONICAL, TEST_AGENT
 from tests.ground.ec2faults import FaultProxy
 from tests.integration.ec2play import home_env, playbook, tags
 
@@ -39,13 +39,6 @@ def usd(value: Decimal) -> str:
 
 def tag_list(values: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in values.items()]
-
-
-@pytest.fixture(scope="module")
-def api():
-    server = EC2Api().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 from botocore.stub import Stubber
 
 from tests.conftest import ROOT, load_module
-from tests.ground.ec2api import EC2Api, api_client
+from tests.ground.ec2api import api_client
 from tests.ground.ec2faults import FaultProxy
 from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, tags
 
@@ -32,13 +32,6 @@ FAST = {"ec2_launch_throttle_delay": 0.05}
 
 launcher = load_module(ROOT / "roles/ec2_launch/library/ec2_box_launch.py")
 candidates_filter = load_module(ROOT / "roles/ec2_preflight/filter_plugins/candidates.py")
-
-
-@pytest.fixture(scope="module")
-def api():
-    server = EC2Api().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from tests.conftest import ROOT, run_ansible
-from tests.ground.ec2api import EC2Api, api_client, recorded_requests, request_params
+from tests.ground.ec2api import api_client, recorded_requests, request_params
 from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, root_volume_asked, tags, unsafe
 
 PROJECT = "pytest-gpubox"
@@ -24,14 +24,6 @@ BOXES = [
 ]
 SETTINGS = {"gpubox_project": PROJECT, "gpubox_ssh_cidr": SSH_CIDR, "gpubox_boxes": BOXES}
 USER_SSH_CONFIG = "Host mine\n    HostName mine.example.invalid\n    User me\n"
-
-
-@pytest.fixture(scope="module")
-def api():
-    """A local EC2 API of this story's own; it records the requests it gets (to see what was asked of it)."""
-    server = EC2Api().start()
-    yield server
-    server.stop()
 
 
 def recorded(api, action: str) -> list[dict[str, list[str]]]:

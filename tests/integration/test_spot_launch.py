@@ -17,7 +17,7 @@ import yaml
 from botocore.stub import Stubber
 
 from tests.conftest import ROOT, load_module, run_local_play
-from tests.ground.ec2api import TEST_AGENT, EC2Api, api_client, recorded_requests, request_params
+from tests.ground.ec2api import TEST_AGENT, api_client, recorded_requests, request_params
 from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, root_volume_asked, tags
 
 PROJECT = "pytest-spot"
@@ -34,13 +34,6 @@ ROOT_80_GIB = {
 }
 
 launcher = load_module(LIBRARY / "ec2_box_launch.py")
-
-
-@pytest.fixture(scope="module")
-def api():
-    server = EC2Api().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
