@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from tests.conftest import ROOT, run_ansible
-from tests.ground.ec2api import api_client, recorded_requests, request_params
+from tests.ground.ec2api import api_client, iam_action, recorded_requests, request_params
 from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, root_volume_asked, tags, unsafe
 
 PROJECT = "pytest-gpubox"
@@ -142,12 +142,47 @@ def test_ssh_config_reaches_boxes_and_keeps_the_users_own(story, ec2m):
     assert ssh_settings(story["home"], "mine")["hostname"] == ["mine.example.invalid"]
 
 
-def test_second_provision_changes_nothing(story, ec2m):
+def test_second_provision_changes_nothing(story, ec2m, api):
     before = counts(ec2m)
+    asked = len(recorded_requests(api.workdir))
     run = playbook("provision", story["env"], extra=SETTINGS)
     assert run.rc == 0, run.output[-4000:]
     assert run.stats["changed"] == 0, [n for n, r in run.tasks() if r.get("changed")]
     assert counts(ec2m) == before
+    # Nothing to do is seen from one read of the project's state (plus the inventory's own listing): no call that
+    # writes, and no part of the state read twice.
+    actions = [a.split(":")[1] for a in map(iam_action, recorded_requests(api.workdir)[asked:]) if a]
+    assert all(a.startswith("Describe") or a == "GetCallerIdentity" for a in actions), actions
+    assert actions.count("DescribeInstances") == 2, actions
+    assert max(actions.count(a) for a in set(actions) - {"DescribeInstances"}) == 1, actions
+
+
+def test_a_rerun_repairs_what_was_changed_behind_its_back(story, ec2m):
+    """A rule added to the group, a key file opened up, the project's ssh config file edited: the next run puts each
+    back (changed), and the run after it changes nothing."""
+    group = ec2m.describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"gpubox-{PROJECT}-ssh"]}])
+    group_id = group["SecurityGroups"][0]["GroupId"]
+    ec2m.authorize_security_group_ingress(
+        GroupId=group_id,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 8888, "ToPort": 8888, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
+    key = story["home"] / ".ssh" / "gpubox-gpubox.pem"
+    key.chmod(0o644)
+    conf = next((story["home"] / ".ssh" / "gpubox").glob("*.conf"))
+    wanted = conf.read_text()
+    conf.write_text(wanted.replace("IdentitiesOnly yes", "IdentitiesOnly no"))
+
+    run = playbook("provision", story["env"], extra=SETTINGS)
+    assert run.rc == 0, run.output[-4000:]
+    assert run.stats["changed"] >= 3, [n for n, r in run.tasks() if r.get("changed")]
+    rules = ec2m.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]["IpPermissions"]
+    assert [(r["FromPort"], [x["CidrIp"] for x in r["IpRanges"]]) for r in rules] == [(22, [SSH_CIDR])]
+    assert key.stat().st_mode & 0o777 == 0o400
+    assert conf.read_text() == wanted
+
+    again = playbook("provision", story["env"], extra=SETTINGS)
+    assert again.rc == 0, again.output[-4000:]
+    assert again.stats["changed"] == 0, [n for n, r in again.tasks() if r.get("changed")]
 
 
 def test_a_new_operator_address_replaces_the_ssh_rule(story, ec2m):

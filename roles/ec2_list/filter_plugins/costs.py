@@ -162,7 +162,7 @@ def _ebs_price(volume_type, region_prices: dict) -> tuple[float | None, str | No
 def box_costs(boxes, volumes, prices, now=None) -> dict:
     """What each box of list.yml costs.
 
-    boxes: amazon.aws.ec2_instance_info instances; volumes: ec2_box_disks' volumes (id, size, type, instance_ids);
+    boxes: instances as amazon.aws describes them; volumes: ec2_project_state's (id, size, type, instance_ids);
     prices: {"ondemand": {type: $/h} live, "table": {type: $/h}, "spot": {zone: {type: $/h}},
     "ebs": {volume type: $/GB-month} live, "ebs_table": {volume type: $/GB-month}}.
     Returns {"boxes": {instance id: {...}}, "hourly", "accrued", "ebs_month": totals (gpubox_total)}."""

@@ -1,0 +1,96 @@
+"""The controller-side checks that let a provisioning rerun skip a module run: a security group already as wanted
+(roles/ec2_firewall/filter_plugins/firewall.py) and a file's mode (plugins/filter/files.py)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.conftest import ROOT, load_module
+
+firewall = load_module(ROOT / "roles/ec2_firewall/filter_plugins/firewall.py", "gpubox_firewall_filter")
+files = load_module(ROOT / "plugins/filter/files.py", "gpubox_files_filter")
+
+CIDR = "198.51.100.7/32"
+DESC = "SSH (Jupyter goes through the SSH tunnel)"
+TAGS = {"ManagedBy": "gpubox", "Project": "p", "Name": "gpubox-p-ssh"}
+
+
+def group(**changes) -> dict:
+    base = {
+        "group_id": "sg-1",
+        "vpc_id": "vpc-1",
+        "ip_permissions": [
+            {
+                "ip_protocol": "tcp",
+                "from_port": 22,
+                "to_port": 22,
+                "ip_ranges": [{"cidr_ip": CIDR, "description": DESC}],
+                "ipv6_ranges": [],
+                "prefix_list_ids": [],
+                "user_id_group_pairs": [],
+            }
+        ],
+        "ip_permissions_egress": [{"ip_protocol": "-1", "ip_ranges": [{"cidr_ip": "0.0.0.0/0"}]}],
+        "tags": dict(TAGS, Extra="kept"),
+    }
+    return base | changes
+
+
+def drift(g) -> list[str]:
+    return firewall.firewall_drift(g, "vpc-1", CIDR, DESC, TAGS)
+
+
+def test_a_group_as_wanted_has_no_drift():
+    assert drift(group()) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"vpc_id": "vpc-2"}, "VPC"),
+        ({"ip_permissions": []}, "ingress"),
+        ({"ip_permissions": group()["ip_permissions"] * 2}, "ingress"),
+        ({"ip_permissions": [dict(group()["ip_permissions"][0], from_port=8888, to_port=8888)]}, "ingress"),
+        (
+            {
+                "ip_permissions": [
+                    dict(group()["ip_permissions"][0], ip_ranges=[{"cidr_ip": "0.0.0.0/0", "description": DESC}])
+                ]
+            },
+            "ingress",
+        ),
+        ({"ip_permissions": [dict(group()["ip_permissions"][0], ip_ranges=[{"cidr_ip": CIDR}])]}, "ingress"),
+        ({"ip_permissions": [dict(group()["ip_permissions"][0], ipv6_ranges=[{"cidr_ipv6": "::/0"}])]}, "ingress"),
+        (
+            {"ip_permissions": [dict(group()["ip_permissions"][0], user_id_group_pairs=[{"group_id": "sg-2"}])]},
+            "ingress",
+        ),
+        ({"ip_permissions_egress": []}, "egress"),
+        ({"tags": {"ManagedBy": "gpubox", "Project": "other", "Name": "gpubox-p-ssh"}}, "tags"),
+    ],
+)
+def test_any_difference_is_drift(change, why):
+    found = drift(group(**change))
+    assert found and why in " ".join(found), found
+
+
+@pytest.mark.parametrize("value", [None, {}, [], "sg-1"])
+def test_a_group_not_read_goes_through_the_module(value):
+    assert drift(value)
+
+
+def test_file_mode(tmp_path):
+    key = tmp_path / "key"
+    key.write_text("x")
+    key.chmod(0o400)
+    assert files.file_mode(key) == "0400"
+    key.chmod(0o644)
+    assert files.file_mode(str(key)) == "0644"
+    tmp_path.chmod(0o700)
+    assert files.file_mode(tmp_path) == "0700"
+    assert files.file_mode(tmp_path / "missing") == ""
+    link = tmp_path / "link"
+    os.symlink(key, link)
+    assert files.file_mode(link) == ""
