@@ -1,0 +1,164 @@
+"""The autostop role refuses bad input with a message naming the value and the fix, renders settings the agent
+itself accepts (its `check-config`), and ships a default interrupt hook that signals only the processes that asked,
+as their owner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, refusal, run_local_play
+
+ROLE = ROOT / "roles" / "autostop"
+AGENT = ROLE / "files" / "gpubox_autostop.py"
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        ({"autostop_idle_minutes": -5}, ["autostop_idle_minutes (-5)", "gpubox_autostop_minutes"]),
+        ({"autostop_idle_minutes": "an hour"}, ["autostop_idle_minutes", "float"]),
+        ({"autostop_max_hours": 10000}, ["autostop_max_hours (10000)", "gpubox_max_hours"]),
+        ({"autostop_grace_minutes": 2000}, ["autostop_grace_minutes (2000)"]),
+        ({"autostop_poll_seconds": 0}, ["autostop_poll_seconds (0)"]),
+        ({"autostop_signals": []}, ["autostop_signals ([])", "autostop_idle_minutes: 0"]),
+        ({"autostop_signals": ["jupyter", "mouse"]}, ["autostop_signals", "mouse"]),
+        ({"autostop_cpu_threshold": 150}, ["autostop_cpu_threshold (150)"]),
+        ({"autostop_imds_url": "169.254.169.254"}, ["'169.254.169.254'", "http://169.254.169.254"]),
+        ({"autostop_spot_poll_seconds": 0}, ["autostop_spot_poll_seconds (0)"]),
+        ({"autostop_interrupt_pid_dir": "run/x"}, ["'run/x'", "absolute path"]),
+        ({"autostop_jupyter_url": "localhost:8888"}, ["'localhost:8888'", "or empty"]),
+        ({"autostop_user": "nosuchuser"}, ["autostop_user nosuchuser has no home", "autostop_jupyter_token_file"]),
+    ],
+)
+def test_bad_input_refused_with_its_value(tmp_path, extra, needles):
+    out = refusal(tmp_path, "autostop", extra)
+    for needle in needles:
+        assert needle in out, out[-3000:]
+
+
+def render(tmp_path, template: str, extra: dict) -> str:
+    """A template of the role with its defaults, the test's values and its fixed names (as on a box)."""
+    dest = tmp_path / "rendered"
+    (tmp_path / "extra.yml").write_text(yaml.safe_dump({"autostop_home": "/home/ubuntu", **extra}))
+    play = [
+        {
+            "name": "Render",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "vars_files": [str(ROLE / "defaults/main.yml"), str(tmp_path / "extra.yml"), str(ROLE / "vars/main.yml")],
+            "tasks": [
+                {
+                    "name": "Render",
+                    "ansible.builtin.template": {"src": str(ROLE / "templates" / template), "dest": str(dest)},
+                }
+            ],
+        }
+    ]
+    run_local_play(tmp_path / "render.yml", play, check=True)
+    return dest.read_text()
+
+
+def effective(config: str, tmp_path) -> dict[str, str]:
+    """What the agent makes of a settings file: `check-config`, one `key = value` per setting."""
+    path = tmp_path / "autostop.conf"
+    path.write_text(config)
+    out = subprocess.run(
+        [sys.executable, str(AGENT), "check-config", "--config", str(path)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    return dict(line.split(" = ", 1) for line in out.stdout.splitlines())
+
+
+def test_settings_from_the_project_defaults(tmp_path):
+    found = effective(render(tmp_path, "autostop.conf.j2", {}), tmp_path)
+    assert found["idle_minutes"] == "60" and found["max_hours"] == "0" and found["grace_minutes"] == "5"
+    assert found["jupyter_url"] == "http://127.0.0.1:8888"
+    assert found["jupyter_token_file"] == "/home/ubuntu/.jupyter/gpubox-token"
+    assert found["signals"] == "jupyter,gpu,ssh,cpu,hold"
+    assert found["spot"] == "false"  # no instance_lifecycle: not a spot box
+    assert found["metadata_url"] == "http://169.254.169.254"
+    assert (found["hold_dir"], found["interrupt_dir"]) == ("/var/lib/gpubox/hold", "/etc/gpubox/on-interrupt.d")
+
+
+def test_settings_of_a_spot_box_with_autostop_off(tmp_path):
+    extra = {
+        "instance_lifecycle": "spot",
+        "gpubox_autostop_minutes": False,
+        "autostop_grace_minutes": 0.1,
+        "autostop_jupyter_url": "",
+        "autostop_signals": ["ssh", "hold"],
+    }
+    found = effective(render(tmp_path, "autostop.conf.j2", extra), tmp_path)
+    assert found["spot"] == "true" and found["idle_minutes"] == "0" and found["grace_minutes"] == "0.1"
+    assert found["jupyter_url"] == "" and found["jupyter_token_file"] == ""
+    assert found["signals"] == "ssh,hold"
+
+
+def test_unit_starts_the_agent_at_boot(tmp_path):
+    lines = render(tmp_path, "gpubox-autostop.service.j2", {}).splitlines()
+    assert "ExecStart=/usr/local/sbin/gpubox-autostop run --config /etc/gpubox/autostop.conf" in lines
+    assert "Restart=on-failure" in lines and "WantedBy=multi-user.target" in lines
+
+
+LISTENER = """
+import os, signal, sys, time
+def noted(signum, frame):
+    open(sys.argv[1], "w").write("SIGUSR1")
+    sys.exit(0)
+signal.signal(signal.SIGUSR1, noted)
+open(sys.argv[2], "w").close()
+time.sleep(30)
+"""
+
+
+def start_listener(tmp_path, name: str) -> tuple[subprocess.Popen, object]:
+    """A process that notes a SIGUSR1 in a file and exits; returned once its handler is set."""
+    got, ready = tmp_path / f"{name}.got", tmp_path / f"{name}.ready"
+    proc = subprocess.Popen([sys.executable, "-c", LISTENER, str(got), str(ready)])
+    deadline = time.monotonic() + 20
+    while not ready.exists():
+        assert time.monotonic() < deadline and proc.poll() is None, "the listener did not start"
+        time.sleep(0.05)
+    return proc, got
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the hook signals as the registration's owner: runuser needs root")
+def test_default_hook_signals_registered_processes_as_their_owner(tmp_path):
+    pids = tmp_path / "interrupt"
+    pids.mkdir()
+    hook = tmp_path / "hook"
+    hook.write_text(render(tmp_path, "interrupt-hook.sh.j2", {"autostop_interrupt_pid_dir": str(pids)}))
+    hook.chmod(0o755)
+    mine, mine_got = start_listener(tmp_path, "mine")
+    other, other_got = start_listener(tmp_path, "other")
+    try:
+        (pids / str(mine.pid)).touch()
+        # Someone else's file naming a process they do not own (root's): the signal is theirs to send, so it fails.
+        (pids / str(other.pid)).touch()
+        os.chown(pids / str(other.pid), 65534, 65534)
+        gone = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout.strip()
+        (pids / gone).touch()  # a process that has ended
+        (pids / "notes.txt").touch()  # not a PID: left alone
+        env = {"PATH": os.environ["PATH"], "GPUBOX_NOTICE_KIND": "rebalance"}
+        out = subprocess.run([str(hook)], capture_output=True, text=True, env=env, timeout=30)
+        assert out.returncode == 0 and out.stdout.strip() == "synced", out
+        assert mine.poll() is None and not mine_got.exists(), "a rebalance recommendation signalled the process"
+
+        env["GPUBOX_NOTICE_KIND"] = "instance-action"
+        out = subprocess.run([str(hook)], capture_output=True, text=True, env=env, timeout=30)
+        assert out.returncode == 0, out
+        assert f"SIGUSR1 to {mine.pid} (root)" in out.stdout
+        assert mine.wait(timeout=10) == 0 and mine_got.read_text() == "SIGUSR1"
+        assert f"could not signal {other.pid} as nobody" in out.stdout
+        assert other.poll() is None and not other_got.exists()
+        assert not (pids / gone).exists() and (pids / "notes.txt").exists()
+    finally:
+        for proc in (mine, other):
+            proc.kill()
+            proc.wait()
