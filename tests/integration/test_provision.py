@@ -18,7 +18,7 @@ from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, r
 
 PROJECT = "pytest-gpubox"
 BOXES = [
-    {"name": "alpha"},
+    {"name": "alpha", "autostop": 30, "max_hours": 8},
     {"name": "beta", "market": "spot", "instance_type": "g5.xlarge", "volume_size": 80},
     {"name": "gamma", "instance_type": "t3.micro", "allow_no_gpu": True, "volume_size": 30},
 ]
@@ -264,6 +264,15 @@ def test_inventory_lists_running_managed_boxes_only(story, ec2m):
     for name in ("alpha", "beta"):
         assert unsafe(hostvars[name]["ansible_host"]) == box(ec2m, name)["PublicIpAddress"]
         assert unsafe(hostvars[name]["ansible_user"]) == "ubuntu"
+    # each box's own autostop settings reach it (the autostop role's defaults read these), else the project's
+    assert (unsafe(hostvars["alpha"]["gpubox_autostop_minutes"]), unsafe(hostvars["alpha"]["gpubox_max_hours"])) == (
+        "30",
+        "8",
+    )
+    assert (unsafe(hostvars["beta"]["gpubox_autostop_minutes"]), unsafe(hostvars["beta"]["gpubox_max_hours"])) == (
+        "60",
+        "0",
+    )
 
     graph = run_ansible(
         ["ansible-inventory", "-i", str(ROOT / "inventory/aws_ec2.yml"), "--graph", *project], env=story["env"]

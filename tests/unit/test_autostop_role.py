@@ -23,6 +23,9 @@ AGENT = ROLE / "files" / "gpubox_autostop.py"
     [
         ({"autostop_idle_minutes": -5}, ["autostop_idle_minutes (-5)", "gpubox_autostop_minutes"]),
         ({"autostop_idle_minutes": "an hour"}, ["autostop_idle_minutes", "float"]),
+        # as a hostile Autostop tag would give them
+        ({"autostop_idle_minutes": "nan"}, ["autostop_idle_minutes (nan)"]),
+        ({"autostop_max_hours": "inf"}, ["autostop_max_hours (inf)"]),
         ({"autostop_max_hours": 10000}, ["autostop_max_hours (10000)", "gpubox_max_hours"]),
         ({"autostop_grace_minutes": 2000}, ["autostop_grace_minutes (2000)"]),
         ({"autostop_poll_seconds": 0}, ["autostop_poll_seconds (0)"]),
