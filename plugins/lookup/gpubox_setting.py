@@ -9,6 +9,7 @@ is a literal name, a region one that AWS has.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 
@@ -65,6 +66,7 @@ def group_vars_files(directory: str) -> list[str]:
     return found
 
 
+@functools.cache
 def _aws_region_test():
     """The `aws_region` Jinja test of plugins/test/aws.py: one answer to "is this a region AWS has"."""
     import importlib.util
@@ -84,22 +86,38 @@ def valid(name: str, value) -> bool:
     return _aws_region_test()(value)
 
 
+# The inventory asks for each setting several times per load (every templated option, each time it is read): the
+# files are read once per process, and again only when one of them changed.
+_READ: dict[tuple, tuple[dict, dict]] = {}
+
+
 class LookupModule(LookupBase):
-    def run(self, terms, variables=None, **kwargs):
-        settings: dict = {}
-        origin: dict = {}
-        for directory in inventory_dirs():
-            for path in group_vars_files(directory):
+    def _settings(self) -> tuple[dict, dict]:
+        files = [path for directory in inventory_dirs() for path in group_vars_files(directory)]
+        key = (
+            tuple((path, os.stat(path).st_mtime_ns, os.stat(path).st_size) for path in files),
+            repr(context.CLIARGS.get("extra_vars")),
+        )
+        if key not in _READ:
+            settings: dict = {}
+            origin: dict = {}
+            for path in files:
                 # No cache: Ansible's group_vars loading must not get this untrusted copy back (no template in it
                 # would render then).
                 data = self._loader.load_from_file(path, cache="none") or {}
                 for name in CHECKS:
                     if isinstance(data, dict) and name in data:
                         settings[name], origin[name] = data[name], path
-        extra = load_extra_vars(self._loader)
-        for name in CHECKS:
-            if name in extra:
-                settings[name], origin[name] = extra[name], "-e"
+            extra = load_extra_vars(self._loader)
+            for name in CHECKS:
+                if name in extra:
+                    settings[name], origin[name] = extra[name], "-e"
+            _READ.clear()
+            _READ[key] = (settings, origin)
+        return _READ[key]
+
+    def run(self, terms, variables=None, **kwargs):
+        settings, origin = self._settings()
         values = []
         for term in terms:
             if term not in CHECKS:
