@@ -4,7 +4,9 @@ playbooks/configure.yml with `--tags base`:
 - the dpkg lock held for 30 s when the run starts (unattended-upgrades on a fresh EC2 boot): the run waits
   for it and succeeds;
 - drift: password login turned back on (in the role's drop-in, in sshd_config and in a cloud-init style
-  drop-in) → rerun with --tags base → keys only again → a second run changes nothing.
+  drop-in) → rerun with --tags base → keys only again → a second run changes nothing;
+- drift: the login-environment helpers edited → check mode reports it and changes nothing → rerun with --tags
+  base → restored → a second run changes nothing.
 """
 
 from __future__ import annotations
@@ -55,9 +57,9 @@ def box(testhost_factory, ssh_key, tmp_path_factory):
 
     playbook = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / "configure.yml")]
 
-    def configure(check: bool = True, **variables):
+    def configure(check: bool = True, *args: str, **variables):
         return run_ansible(
-            [*playbook, "--tags", "base", "-e", json.dumps({"gpubox_boot_timeout": 120, **variables})],
+            [*playbook, "--tags", "base", "-e", json.dumps({"gpubox_boot_timeout": 120, **variables}), *args],
             env={"ANSIBLE_CACHE_PLUGIN": "memory", "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"},
             check=check,
         )
@@ -99,6 +101,21 @@ def test_password_login_drift_repaired(box, tmp_path):
 
     again = configure()
     assert changed_count(again.stdout) == 0, again.stdout[-3000:]
+
+
+def test_profile_helpers_drift_repaired(box):
+    host, configure, _ = box
+    helpers = "/etc/profile.d/00-gpubox.sh"
+    shipped = host.exec("cat", helpers).stdout
+    assert changed_count(configure(True, "--check").stdout) == 0
+    host.exec("sh", "-c", f"echo 'gpubox_path_prepend() {{ :; }}' > {helpers}")
+    assert changed_count(configure(True, "--check").stdout) > 0
+    assert host.exec("cat", helpers).stdout != shipped
+    assert changed_count(configure().stdout) > 0
+    assert host.exec("cat", helpers).stdout == shipped
+    login = host.exec("sudo", "-u", "ubuntu", "bash", "-lc", "gpubox_path_prepend PATH /opt/x; echo $PATH")
+    assert login.stdout.startswith("/opt/x:")
+    assert changed_count(configure().stdout) == 0
 
 
 def test_no_lockout_of_a_user_without_a_key(box):

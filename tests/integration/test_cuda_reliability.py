@@ -6,7 +6,10 @@ playbooks/configure.yml with `--tags cuda`, against the stand-in NVIDIA reposito
 - the mirror answers 503 twice for the key: the download is retried and succeeds;
 - the dpkg lock held for 30 s when the run starts: the run waits for it and succeeds;
 - drift: /etc/profile.d/cuda.sh removed, a CUDA package removed and a cuda-keyring style source for the
-  same repository added → rerun with --tags cuda → repaired → a second run changes nothing.
+  same repository added → rerun with --tags cuda → repaired → a second run changes nothing;
+- drift with the driver packages in (cuda_driver_force): the repository's key deleted, its pin and its source
+  changed, NVIDIA's persistence daemon disabled and the role's drop-in removed → check mode reports it and
+  changes nothing → rerun with --tags cuda → repaired → a second run changes nothing.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def box(testhost_factory, ssh_key, mirror, standin, tmp_path_factory):
 
     playbook = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / "configure.yml")]
 
-    def configure(check: bool = True, **variables):
+    def configure(check: bool = True, *args: str, **variables):
         extra = {
             "gpubox_boot_timeout": 120,
             "cuda_repo_base_url": f"{mirror.bridge_url}/nvidia",
@@ -50,7 +53,7 @@ def box(testhost_factory, ssh_key, mirror, standin, tmp_path_factory):
             **variables,
         }
         return run_ansible(
-            [*playbook, "--tags", "cuda", "-e", json.dumps(extra)],
+            [*playbook, "--tags", "cuda", "-e", json.dumps(extra), *args],
             env={"ANSIBLE_CACHE_PLUGIN": "memory", "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"},
             check=check,
         )
@@ -114,4 +117,53 @@ def test_drift_repaired_by_rerunning_the_role(box, mirror):
     assert "release 12.8," in login.stdout
 
     again = configure()
+    assert changed_count(again.stdout) == 0, again.stdout[-3000:]
+
+
+KEYRING = "/etc/apt/keyrings/nvidia-cuda.asc"
+PIN = "/etc/apt/preferences.d/cuda-repository-pin-600"
+SOURCE = "/etc/apt/sources.list.d/cuda.sources"
+DROPIN = "/etc/systemd/system/nvidia-persistenced.service.d/gpubox.conf"
+
+
+def test_repository_and_persistence_drift_repaired(box, standin):
+    host, configure = box
+    forced = {"cuda_driver_force": True, "cuda_reboot": False}
+    configure(**forced)
+    assert host.exec("dpkg-query", "-W", "-f=${Status}", "nvidia-compute-utils-580").stdout == "install ok installed"
+    assert host.exec("systemctl", "is-enabled", "nvidia-persistenced").stdout.strip() == "enabled"
+    # Check mode on the configured box: nothing to change.
+    assert changed_count(configure(True, "--check", **forced).stdout) == 0
+
+    pin, source = host.exec("cat", PIN).stdout, host.exec("cat", SOURCE).stdout
+    host.exec("systemctl", "disable", "nvidia-persistenced")
+    host.exec("rm", KEYRING, DROPIN)
+    host.exec("sed", "-i", "s/^Pin-Priority: 600/Pin-Priority: 100/", PIN)
+    host.exec("sh", "-c", f"echo 'Enabled: no' >> {SOURCE}")
+    host.exec("systemctl", "daemon-reload")
+
+    def drifted() -> bool:
+        return (
+            host.exec("test", "-e", KEYRING, check=False).returncode != 0
+            and "Pin-Priority: 100" in host.exec("cat", PIN).stdout
+            and "Enabled: no" in host.exec("cat", SOURCE).stdout
+            and host.exec("systemctl", "is-enabled", "nvidia-persistenced", check=False).stdout.strip() != "enabled"
+        )
+
+    assert drifted()
+    # Check mode reports the drift and repairs nothing.
+    assert changed_count(configure(True, "--check", **forced).stdout) > 0
+    assert drifted()
+
+    assert changed_count(configure(**forced).stdout) > 0
+    shown = host.exec("gpg", "--batch", "--with-colons", "--show-keys", KEYRING).stdout
+    assert f"fpr:::::::::{standin}:" in shown
+    assert host.exec("cat", PIN).stdout == pin
+    assert host.exec("cat", SOURCE).stdout == source
+    assert host.exec("apt-get", "update").returncode == 0
+    assert host.exec("systemctl", "is-enabled", "nvidia-persistenced").stdout.strip() == "enabled"
+    exec_start = host.exec("systemctl", "show", "-p", "ExecStart", "--value", "nvidia-persistenced").stdout
+    assert "--user nvidia-persistenced" in exec_start and "--no-persistence-mode" not in exec_start
+
+    again = configure(**forced)
     assert changed_count(again.stdout) == 0, again.stdout[-3000:]

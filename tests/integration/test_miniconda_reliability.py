@@ -4,12 +4,17 @@ installers and notebooks on the test mirror:
 - the mirror answers 503 twice (or sends corrupted bytes once): the download is retried and succeeds;
 - a wrong checksum: a clear failure naming the variable, and nothing half-installed (no prefix on a fresh
   host, the previous installation intact on an update);
-- drift: the environment deleted, or the jupyter service stopped and disabled → the role rerun alone with
-  `--tags` repairs it → a second run changes nothing.
+- drift: the environment deleted; a package of its spec uninstalled inside it, or at another version; a module
+  that no longer imports; the kernel spec deleted; a notebook deleted (restored) next to one the user edited
+  (left as it is); the jupyter service stopped and disabled, or its unit edited → the role rerun alone with
+  `--tags` repairs it → a second run changes nothing;
+- check mode (`--check`): on the configured box changed=0; on a drifted box the drift is reported (changed)
+  and the box stays as it was.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -167,26 +172,115 @@ def changed(output: str) -> int:
     return int(re.search(r"box\s*: ok=\d+\s+changed=(\d+)", output).group(1))
 
 
+ENV = f"{PREFIX}/envs/d2l"
+SITE = f"{ENV}/lib/python3.11/site-packages"
+NOTEBOOKS = "/home/ubuntu/d2l-en/pytorch/chapter_preliminaries"
+KERNEL = "/home/ubuntu/.local/share/jupyter/kernels/d2l/kernel.json"
+
+
+def d2l_version(host) -> str:
+    out = host.exec(
+        "runuser",
+        "-u",
+        "ubuntu",
+        "--",
+        f"{ENV}/bin/python",
+        "-c",
+        "import importlib.metadata as m; print(m.version('d2l'))",
+        check=False,
+    )
+    return out.stdout.strip() if out.returncode == 0 else "missing"
+
+
+def imports(host, module: str) -> bool:
+    return (
+        host.exec(
+            "runuser", "-u", "ubuntu", "--", f"{ENV}/bin/python", "-c", f"import {module}", check=False
+        ).returncode
+        == 0
+    )
+
+
 def test_drift_repaired_by_rerunning_the_role(testhost_factory, ssh_key, mirror, standins, tmp_path):
     host = testhost_factory("miniconda-drift", image="debian13")
     inv = str(ssh_inventory(tmp_path / "hosts.yml", host, ssh_key))
     play = configure_play(tmp_path, mirror, standins)
+
+    def rerun(tag: str, *extra: str) -> int:
+        return changed(run_ansible(["ansible-playbook", "-i", inv, play, "--tags", tag, *extra]).stdout)
+
     first = run_ansible(["ansible-playbook", "-i", inv, play])
     assert "ssh -N -L 8889:localhost:8888 ubuntu@127.0.0.1" in first.stdout
     assert re.search(r"http://localhost:8889/lab\?token=[A-Za-z0-9]{48}", first.stdout)
+    # Check mode on the configured box: nothing to change.
+    assert changed(run_ansible(["ansible-playbook", "-i", inv, play, "--check"]).stdout) == 0
 
     # The environment deleted: the miniconda role alone creates it again, then changes nothing.
-    host.exec("rm", "-rf", f"{PREFIX}/envs/d2l")
-    repair = run_ansible(["ansible-playbook", "-i", inv, play, "--tags", "miniconda"])
-    assert changed(repair.stdout) > 0
-    check = host.exec("runuser", "-u", "ubuntu", "--", f"{PREFIX}/envs/d2l/bin/python", "-c", "import d2l, numpy")
+    host.exec("rm", "-rf", ENV)
+    assert rerun("miniconda") > 0
+    check = host.exec("runuser", "-u", "ubuntu", "--", f"{ENV}/bin/python", "-c", "import d2l, numpy")
     assert check.returncode == 0
-    assert changed(run_ansible(["ansible-playbook", "-i", inv, play, "--tags", "miniconda"]).stdout) == 0
+    assert rerun("miniconda") == 0
+
+    # d2l uninstalled inside the environment: check mode reports it and leaves it; the role reinstalls it.
+    host.exec("runuser", "-u", "ubuntu", "--", f"{ENV}/bin/python", "-m", "pip", "uninstall", "-y", "-q", "d2l")
+    assert d2l_version(host) == "missing"
+    assert rerun("miniconda", "--check") > 0
+    assert d2l_version(host) == "missing"
+    assert rerun("miniconda") > 0
+    assert d2l_version(host) == "1.0.3" and imports(host, "d2l")
+    assert rerun("miniconda") == 0
+
+    # Another d2l version, a module that no longer imports (its files damaged, its metadata intact), the kernel
+    # spec deleted, a notebook deleted next to one the user edited.
+    host.exec(
+        "runuser",
+        "-u",
+        "ubuntu",
+        "--",
+        "env",
+        "PIP_CERT=/etc/ssl/certs/ca-certificates.crt",  # the box's CAs
+        f"{ENV}/bin/python",
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "d2l==1.0.0",
+    )
+    assert d2l_version(host) == "1.0.0"
+    host.exec("sh", "-c", f"echo 'raise ImportError(\"damaged\")' > {SITE}/ipykernel/__init__.py")
+    assert not imports(host, "ipykernel")
+    host.exec("rm", KERNEL, f"{NOTEBOOKS}/pandas.ipynb")
+    edited = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5, "note": "my own work"}\n'
+    host.exec("sh", "-c", f"printf '%s' '{edited}' > {NOTEBOOKS}/ndarray.ipynb")
+    assert rerun("miniconda") > 0
+    assert d2l_version(host) == "1.0.3" and imports(host, "d2l") and imports(host, "ipykernel")
+    kernel = json.loads(host.exec("cat", KERNEL).stdout)
+    assert kernel["argv"][0] == f"{ENV}/bin/python" and kernel["display_name"] == "Python (d2l)"
+    restored = host.exec("stat", "-c", "%U", f"{NOTEBOOKS}/pandas.ipynb")
+    assert restored.stdout.strip() == "ubuntu"
+    assert json.loads(host.exec("cat", f"{NOTEBOOKS}/pandas.ipynb").stdout)["nbformat"] == 4
+    assert host.exec("cat", f"{NOTEBOOKS}/ndarray.ipynb").stdout == edited
+    assert rerun("miniconda") == 0
+    assert host.exec("cat", f"{NOTEBOOKS}/ndarray.ipynb").stdout == edited
 
     # The service stopped and disabled: the jupyter role alone starts and enables it, then changes nothing.
     host.exec("systemctl", "disable", "--now", "jupyter")
-    repair = run_ansible(["ansible-playbook", "-i", inv, play, "--tags", "jupyter"])
-    assert changed(repair.stdout) > 0
+    assert rerun("jupyter") > 0
     assert host.exec("systemctl", "is-active", "jupyter").stdout.strip() == "active"
     assert host.exec("systemctl", "is-enabled", "jupyter").stdout.strip() == "enabled"
-    assert changed(run_ansible(["ansible-playbook", "-i", inv, play, "--tags", "jupyter"]).stdout) == 0
+    assert rerun("jupyter") == 0
+
+    # The unit edited (and loaded): check mode reports it; the role restores and restarts it.
+    unit = "/etc/systemd/system/jupyter.service"
+    original = host.exec("cat", unit).stdout
+    host.exec("sed", "-i", "s/^Restart=on-failure/Restart=no/", unit)
+    host.exec("systemctl", "daemon-reload")
+    assert rerun("jupyter", "--check") > 0
+    assert "Restart=no" in host.exec("cat", unit).stdout
+    assert rerun("jupyter") > 0
+    assert host.exec("cat", unit).stdout == original
+    assert host.exec("systemctl", "show", "-p", "Restart", "--value", "jupyter").stdout.strip() == "on-failure"
+    assert host.exec("systemctl", "is-active", "jupyter").stdout.strip() == "active"
+    assert rerun("jupyter") == 0

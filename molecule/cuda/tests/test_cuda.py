@@ -85,3 +85,19 @@ def test_driver_only_when_forced(host):
 def test_files_owned_by_root(host, path):
     f = host.file(path)
     assert f.user == "root" and f.mode == 0o644
+
+
+def test_persistence_daemon_enabled_with_persistence_mode(host):
+    """NVIDIA's daemon keeps persistence mode from boot on: enabled through the role's drop-in (the packaged unit
+    starts it with --no-persistence-mode and has no [Install] section); no GPU here, so it is not running."""
+    enabled = host.run("systemctl is-enabled nvidia-persistenced")
+    if forced(host):
+        assert enabled.stdout.strip() == "enabled"
+        assert host.file("/etc/systemd/system/multi-user.target.wants/nvidia-persistenced.service").is_symlink
+        exec_start = host.check_output("systemctl show -p ExecStart --value nvidia-persistenced")
+        assert "--user nvidia-persistenced" in exec_start and "--no-persistence-mode" not in exec_start
+        assert host.check_output("systemctl show -p StopWhenUnneeded --value nvidia-persistenced") == "no"
+        assert host.check_output("systemctl is-active nvidia-persistenced || true") == "inactive"
+    else:
+        assert not host.file("/etc/systemd/system/nvidia-persistenced.service.d/gpubox.conf").exists
+        assert enabled.rc != 0

@@ -6,9 +6,13 @@
 #   cuda-toolkit-X-Y -> cuda-nvcc-X-Y (/usr/local/cuda-X.Y/bin/nvcc), cuda-cudart-X-Y (a real ELF
 #   libcudart in targets/x86_64-linux/lib, lib64 -> it), cuda-toolkit-X-Y-config-common (/usr/local/cuda
 #   and /usr/local/cuda-X through update-alternatives, as NVIDIA's packages do);
-#   nvidia-open-B / cuda-drivers-B -> nvidia-driver-B-open / nvidia-driver-B -> nvidia-utils-B (nvidia-smi).
+#   nvidia-open-B / cuda-drivers-B -> nvidia-driver-B-open / nvidia-driver-B -> nvidia-utils-B (nvidia-smi)
+#   and nvidia-compute-utils-B (nvidia-persistenced, its system user and its systemd unit).
 # The programs are stand-ins: nvcc answers --version like the real one and refuses to compile;
-# nvidia-smi fails like the real one on a machine without an NVIDIA kernel driver (exit 9).
+# nvidia-smi fails like the real one on a machine without an NVIDIA kernel driver (exit 9); so does
+# nvidia-persistenced (exit 1), after checking its options and its --user as the real one does. Its unit is
+# modelled on the distribution's: persistence mode off (--no-persistence-mode), stopped when unneeded, and no
+# [Install] section, so `systemctl enable` refuses it until something adds one.
 # Signed with a throwaway RSA key made at build time (its private half is deleted); its fingerprint
 # is in OUTDIR/nvidia/signing-key.fingerprint. apt verifies the signature as for the real repository.
 # Built once per recipe in .cache/standins/ and copied into OUTDIR when OUTDIR holds another recipe.
@@ -141,9 +145,65 @@ exit 9
 SMI
   chmod 0755 "$t/usr/bin/nvidia-smi"
   deb "nvidia-utils-$b" "$v" amd64 ""
-  deb "nvidia-driver-$b-open" "$v" amd64 "nvidia-utils-$b (= $v)" "Conflicts: nvidia-driver-$b
+
+  # nvidia-compute-utils-B: the persistence daemon, its user and its unit.
+  t=$work/tree/nvidia-compute-utils-$b
+  mkdir -p "$t/usr/bin" "$t/lib/systemd/system" "$t/DEBIAN"
+  cat >"$t/usr/bin/nvidia-persistenced" <<'PD'
+#!/bin/sh
+# Stand-in for NVIDIA's nvidia-persistenced (gpubox tests): checks its command line and its user like the
+# real daemon, then fails as the real one fails without an NVIDIA kernel driver.
+user=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -u|--user) [ $# -ge 2 ] || { echo "nvidia-persistenced: option '$1' requires an argument" >&2; exit 1; }
+               user=$2; shift ;;
+    --user=*) user=${1#--user=} ;;
+    -V|--version) echo "nvidia-persistenced:  version 580.95.05"; exit 0 ;;
+    -v|--verbose|--persistence-mode|--no-persistence-mode|--no-uvm-persistence-mode|-f|--foreground) ;;
+    *) echo "nvidia-persistenced: unrecognized option '$1'" >&2; exit 1 ;;
+  esac
+  shift
+done
+if [ -n "$user" ] && ! getent passwd "$user" >/dev/null; then
+  echo "nvidia-persistenced failed to initialize. Check syslog for more details." >&2
+  logger -t nvidia-persistenced "Failed to find user '$user'" 2>/dev/null || true
+  exit 1
+fi
+if [ ! -r /proc/driver/nvidia/version ]; then
+  echo "nvidia-persistenced failed to initialize. Check syslog for more details." >&2
+  logger -t nvidia-persistenced "Failed to open libnvidia-cfg: no NVIDIA kernel driver" 2>/dev/null || true
+  exit 1
+fi
+echo "stand-in nvidia-persistenced: a driver is loaded here; use NVIDIA's real package" >&2
+exit 1
+PD
+  chmod 0755 "$t/usr/bin/nvidia-persistenced"
+  cat >"$t/lib/systemd/system/nvidia-persistenced.service" <<'UNIT'
+[Unit]
+Description=NVIDIA Persistence Daemon
+Wants=syslog.target
+StopWhenUnneeded=true
+
+[Service]
+Type=forking
+ExecStart=/usr/bin/nvidia-persistenced --user nvidia-persistenced --no-persistence-mode --verbose
+ExecStopPost=/bin/rm -rf /var/run/nvidia-persistenced
+UNIT
+  cat >"$t/DEBIAN/postinst" <<'POST'
+#!/bin/sh
+set -e
+if [ "$1" = configure ] && ! getent passwd nvidia-persistenced >/dev/null; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+    --comment "NVIDIA Persistence Daemon" nvidia-persistenced
+fi
+POST
+  chmod 0755 "$t/DEBIAN/postinst"
+  deb "nvidia-compute-utils-$b" "$v" amd64 ""
+
+  deb "nvidia-driver-$b-open" "$v" amd64 "nvidia-utils-$b (= $v), nvidia-compute-utils-$b (= $v)" "Conflicts: nvidia-driver-$b
 Provides: nvidia-driver-$b-any"
-  deb "nvidia-driver-$b" "$v" amd64 "nvidia-utils-$b (= $v)" "Conflicts: nvidia-driver-$b-open
+  deb "nvidia-driver-$b" "$v" amd64 "nvidia-utils-$b (= $v), nvidia-compute-utils-$b (= $v)" "Conflicts: nvidia-driver-$b-open
 Provides: nvidia-driver-$b-any"
   deb "nvidia-open-$b" "$driver_version-1" amd64 "nvidia-driver-$b-open (>= $driver_version)"
   deb "cuda-drivers-$b" "$driver_version-1" amd64 "nvidia-driver-$b (>= $driver_version)"
