@@ -168,10 +168,16 @@ def main(argv: list[str] | None = None) -> None:
         write_results(args.out, table, " ".join(["python -m tests.performance", *(argv or sys.argv[1:])]))
 
 
-def write_results(path: Path, table: str, command: str) -> None:
-    """Replace the text between the results markers of `path` (the rest of the page is written by hand)."""
-    start, end = "<!-- results: written by tests/performance.py -->", "<!-- end of results -->"
-    text = path.read_text() if path.exists() else f"# Performance\n\n{start}\n{end}\n"
+RESULTS = ("<!-- results: written by tests/performance.py -->", "<!-- end of results -->")
+
+
+def write_results(path: Path, table: str, command: str, markers: tuple[str, str] = RESULTS) -> None:
+    """Replace the text between the results markers of `path` (the rest of the page is written by hand); markers the
+    page does not have yet are added at its end."""
+    start, end = markers
+    text = path.read_text() if path.exists() else "# Performance\n"
+    if start not in text:
+        text += f"\n{start}\n{end}\n"
     head, rest = text.split(start, 1)
     tail = rest.split(end, 1)[1]
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import re
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 from tests.conftest import changed_count, run_ansible
 from tests.ground.ec2api import EC2Api
 from tests.integration.ec2play import SSH_CIDR, home_env
-from tests.performance import machine
+from tests.performance import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKERS = ("<!-- ec2 results: written by tests/performance_ec2.py -->", "<!-- end of ec2 results -->")
@@ -84,18 +85,6 @@ def report(rows: list[dict], repeat: int) -> str:
     return "\n".join(lines)
 
 
-def write_results(path: Path, table: str, command: str) -> None:
-    start, end = MARKERS
-    text = path.read_text() if path.exists() else f"# Performance\n\n{start}\n{end}\n"
-    if start not in text:
-        text += f"\n{start}\n{end}\n"
-    head, rest = text.split(start, 1)
-    tail = rest.split(end, 1)[1]
-    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    body = f"{start}\nMeasured {stamp} on {machine()}.\nCommand: `{command}`\n\n{table}\n{end}"
-    path.write_text(head + body + tail)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--boxes", type=int, nargs="+", default=[1, 3])
@@ -114,10 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     table = report(rows, args.repeat)
     print(table)
     if args.out:
-        command = " ".join(
-            ["python -m tests.performance_ec2", *(argv if argv is not None else __import__("sys").argv[1:])]
-        )
-        write_results(args.out, table, command)
+        command = " ".join(["python -m tests.performance_ec2", *(argv if argv is not None else sys.argv[1:])])
+        write_results(args.out, table, command, MARKERS)
 
 
 if __name__ == "__main__":
