@@ -1,11 +1,23 @@
-"""Filter `file_mode`: the permission bits of a file or directory on this machine, as Ansible writes them ("0400"),
-or "" when there is none (or it is something else, a link included: links are not followed). For roles that run on
-the controller (connection local): one os.stat instead of a module run."""
+"""File filters.
+
+`file_mode`: the permission bits of a file or directory on this machine, as Ansible writes them ("0400"), or "" when
+there is none (or it is something else, a link included: links are not followed). For roles that run on the
+controller (connection local): one os.stat instead of a module run.
+
+`path_drifts`: whether a file or directory on a box differs from what a file/copy/template task would leave there,
+judged from one `ansible.builtin.find` run over all of a role's paths (get_checksum, hidden). A no-op converge then
+runs one module for a role's files instead of two per template and one per directory; the task that writes a path
+runs only when it drifted (missing, another type, content, mode, owner, group). Anything it cannot judge counts as
+drift, so the task runs and decides. Links are left to their own task: find does not report their target.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
+
+KINDS = {"file": "isreg", "directory": "isdir"}
 
 
 def file_mode(path) -> str:
@@ -16,6 +28,31 @@ def file_mode(path) -> str:
     return f"{stat.S_IMODE(st.st_mode):04o}" if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) else ""
 
 
+def _mode(value) -> int | None:
+    try:
+        return int(str(value), 8)
+    except ValueError:
+        return None
+
+
+def path_drifts(found, path, state="file", mode=None, owner=None, group=None, content=None) -> bool:
+    """True unless `found` (a registered find result) lists `path` as the `state` it should be, with that `mode`,
+    `owner`, `group`, and, for a file, the SHA-1 of `content` (each when given)."""
+    files = found.get("files") if isinstance(found, dict) else None
+    have = next((f for f in files or [] if isinstance(f, dict) and f.get("path") == str(path)), None)
+    if have is None or state not in KINDS or not have.get(KINDS[state]):
+        return True
+    if mode is not None and (_mode(mode) is None or _mode(mode) != _mode(have.get("mode", ""))):
+        return True
+    if owner is not None and have.get("pw_name") != str(owner):
+        return True
+    if group is not None and have.get("gr_name") != str(group):
+        return True
+    if content is not None:
+        return have.get("checksum") != hashlib.sha1(str(content).encode()).hexdigest()
+    return False
+
+
 class FilterModule:
     def filters(self):
-        return {"file_mode": file_mode}
+        return {"file_mode": file_mode, "path_drifts": path_drifts}

@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import grp
+import json
 import os
+import pwd
+import subprocess
+import sys
 
 import pytest
 
@@ -94,3 +99,54 @@ def test_file_mode(tmp_path):
     link = tmp_path / "link"
     os.symlink(key, link)
     assert files.file_mode(link) == ""
+
+
+def find(tmp_path, *names: str) -> dict:
+    """What ansible.builtin.find answers for these names in tmp_path, run as the roles run it (the real module)."""
+    args = tmp_path.parent / f"{tmp_path.name}-find-args.json"
+    args.write_text(
+        json.dumps(
+            {
+                "ANSIBLE_MODULE_ARGS": {
+                    "paths": [str(tmp_path)],
+                    "patterns": list(names),
+                    "file_type": "any",
+                    "hidden": True,
+                    "get_checksum": True,
+                }
+            }
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "ansible.modules.find", str(args)], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)
+
+
+def test_path_drifts_from_a_real_find(tmp_path):
+    conf = tmp_path / "gpubox.conf"
+    conf.write_text("a = 1\n")
+    conf.chmod(0o644)
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    hold.chmod(0o1777)
+    owner = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    found = find(tmp_path, "gpubox.conf", "hold", "missing.conf")
+    drifts = files.path_drifts
+    assert not drifts(found, str(conf), "file", "0644", owner, group, "a = 1\n")
+    assert not drifts(found, str(hold), "directory", "01777", owner, group)
+    assert drifts(found, str(conf), "file", "0644", owner, group, "a = 2\n")  # content
+    assert drifts(found, str(conf), "file", "0644", owner, group, "a = 1")  # the trailing newline counts
+    assert drifts(found, str(conf), "file", "0600", owner, group, "a = 1\n")  # mode
+    assert drifts(found, str(conf), "file", "0644", "gpubox-nobody", group, "a = 1\n")  # owner
+    assert drifts(found, str(conf), "file", "0644", owner, "gpubox-nogroup", "a = 1\n")  # group
+    assert drifts(found, str(hold), "directory", "0755")  # mode of a directory
+    assert drifts(found, str(conf), "directory")  # a file where a directory belongs
+    assert drifts(found, str(hold), "file")  # and the other way round
+    assert drifts(found, str(tmp_path / "missing.conf"), "file")  # missing
+    assert drifts(found, str(conf), "file", "rwx")  # a mode it cannot read: the task decides
+    assert drifts(found, str(conf), "fifo")
+    # a find that did not run (skipped, failed, check mode of an older Ansible) judges nothing
+    assert drifts({"skipped": True}, str(conf), "file")
+    assert drifts(None, str(conf), "file")

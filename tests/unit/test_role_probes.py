@@ -4,6 +4,7 @@ Python environment (a venv standing for the conda environment), a real zip of no
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -175,3 +176,39 @@ def test_cuda_keyring_fingerprint(tmp_path):
     assert cuda.repo_state(settings)["keyring"] == "wrong"
     settings["key_fingerprint"] = fingerprint.read_text().strip()
     assert cuda.repo_state(settings)["keyring"] == "ok"
+
+
+def test_conda_init_block_in_bashrc(tmp_path):
+    bashrc = tmp_path / ".bashrc"
+    conda = "/home/ubuntu/miniconda3/bin/conda"
+    settings = {"bashrc": str(bashrc), "conda": conda}
+    assert not miniconda.conda_init_state(settings)  # no ~/.bashrc
+    bashrc.write_text("alias ll='ls -l'\n")
+    assert not miniconda.conda_init_state(settings)
+    block = (
+        "# >>> conda initialize >>>\n# !! Contents within this block are managed by 'conda init' !!\n"
+        f"__conda_setup=\"$('{conda}' 'shell.bash' 'hook' 2> /dev/null)\"\nunset __conda_setup\n"
+        "# <<< conda initialize <<<\n"
+    )
+    bashrc.write_text("alias ll='ls -l'\n" + block)
+    assert miniconda.conda_init_state(settings)
+    assert not miniconda.conda_init_state(settings | {"conda": "/opt/miniforge3/bin/conda"})  # another prefix
+    bashrc.write_text(block.replace("# <<< conda initialize <<<\n", ""))  # a block cut short
+    assert not miniconda.conda_init_state(settings)
+    assert miniconda.conda_init_state({"bashrc": "", "conda": conda})  # miniconda_conda_init: false
+
+
+def test_cuda_files_written_whole(tmp_path):
+    profile = tmp_path / "cuda.sh"
+    missing = tmp_path / "gpubox-cuda.conf"
+    profile.write_text("export PATH=/usr/local/cuda/bin:$PATH\n")
+    profile.chmod(0o644)
+    content = {str(profile): "export PATH=/usr/local/cuda/bin:$PATH\n", str(missing): "/usr/local/cuda/lib64\n"}
+    as_root = os.getuid() == 0
+    assert cuda.files_ok(content) == {str(profile): as_root, str(missing): False}
+    if as_root:
+        profile.chmod(0o600)
+        assert not cuda.files_ok(content)[str(profile)]
+        profile.chmod(0o644)
+        profile.write_text("edited\n")
+        assert not cuda.files_ok(content)[str(profile)]

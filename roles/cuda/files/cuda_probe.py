@@ -1,4 +1,5 @@
-"""The cuda role's probe: the GPU, driver, toolkit, NVIDIA's apt repository and the persistence daemon, in one run.
+"""The cuda role's probe: the GPU, driver, toolkit, NVIDIA's apt repository, the persistence daemon and the files the
+role writes whole, in one run.
 
 Run by the role as root with the box's python3:  python3 -c SOURCE JSON_SETTINGS
 and prints one JSON object (see probe()). It only reads, so it also runs in check mode. It needs neither lspci
@@ -11,6 +12,7 @@ import glob
 import json
 import os
 import re
+import stat
 import subprocess
 
 
@@ -112,6 +114,20 @@ def persistenced_state(want: dict) -> dict:
     return state
 
 
+def files_ok(files: dict) -> dict:
+    """For each path the role writes whole: does it hold that content, as a root-owned 0644 file?"""
+    ok = {}
+    for path, content in files.items():
+        try:
+            st = os.lstat(path)
+        except OSError:
+            ok[path] = False
+            continue
+        right = stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o644 and st.st_uid == st.st_gid == 0
+        ok[path] = right and read(path) == content
+    return ok
+
+
 def probe(want: dict) -> dict:
     smi_rc, smi = run(["nvidia-smi", "--query-gpu=name,driver_version,persistence_mode", "--format=csv,noheader"])
     nvcc_rc, nvcc = run([os.path.join(want["cuda_home"], "bin", "nvcc"), "--version"])
@@ -125,6 +141,7 @@ def probe(want: dict) -> dict:
         "repo": repo_state(want),
         "systemd": os.path.isdir("/run/systemd/system"),
         "persistenced": persistenced_state(want),
+        "files_ok": files_ok(want.get("files", {})),
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -149,8 +150,22 @@ def notebooks_state(want: dict) -> dict:
     return state
 
 
+def conda_init_state(want: dict) -> bool:
+    """Does the user's ~/.bashrc hold `conda init`'s block, calling this prefix's conda?"""
+    if not want.get("bashrc"):
+        return True
+    try:
+        with open(want["bashrc"]) as f:
+            text = f.read()
+    except OSError:
+        return False
+    block = re.search(r"^# >>> conda initialize >>>$(.*?)^# <<< conda initialize <<<$", text, re.M | re.S)
+    return bool(block) and f"'{want['conda']}' 'shell.bash' 'hook'" in block.group(1)
+
+
 def probe(want: dict) -> dict:
     state = env_state(want)
+    state["conda_init"] = conda_init_state(want)
     state["kernel"] = kernel_state(want)
     state["notebooks"] = notebooks_state(want)
     state["unzip"] = shutil.which("unzip") is not None
