@@ -5,10 +5,10 @@ there is none (or it is something else, a link included: links are not followed)
 controller (connection local): one os.stat instead of a module run.
 
 `path_drifts`: whether a file or directory on a box differs from what a file/copy/template task would leave there,
-judged from one `ansible.builtin.find` run over all of a role's paths (get_checksum, hidden). A no-op converge then
-runs one module for a role's files instead of two per template and one per directory; the task that writes a path
-runs only when it drifted (missing, another type, content, mode, owner, group). Anything it cannot judge counts as
-drift, so the task runs and decides. Links are left to their own task: find does not report their target.
+judged from what the module path_state (plugins/modules/path_state.py) read: one run for all of a role's paths. A
+no-op converge then runs one module for a role's files instead of two per template and one per directory; the task
+that writes a path runs only when it drifted (missing, another type, content, mode, owner, group). Anything it cannot
+judge counts as drift, so the task runs and decides. Links are left to their own task.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def _mode(value) -> int | None:
 
 
 def path_drifts(found, path, state="file", mode=None, owner=None, group=None, content=None) -> bool:
-    """True unless `found` (a registered find result) lists `path` as the `state` it should be, with that `mode`,
-    `owner`, `group`, and, for a file, the SHA-1 of `content` (each when given)."""
+    """True unless `found` (a registered path_state or find result) lists `path` as the `state` it should be, with
+    that `mode`, `owner`, `group`, and, for a file, the SHA-1 of `content` (each when given)."""
     files = found.get("files") if isinstance(found, dict) else None
     have = next((f for f in files or [] if isinstance(f, dict) and f.get("path") == str(path)), None)
     if have is None or state not in KINDS or not have.get(KINDS[state]):

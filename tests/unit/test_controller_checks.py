@@ -101,29 +101,17 @@ def test_file_mode(tmp_path):
     assert files.file_mode(link) == ""
 
 
-def find(tmp_path, *names: str) -> dict:
-    """What ansible.builtin.find answers for these names in tmp_path, run as the roles run it (the real module)."""
-    args = tmp_path.parent / f"{tmp_path.name}-find-args.json"
-    args.write_text(
-        json.dumps(
-            {
-                "ANSIBLE_MODULE_ARGS": {
-                    "paths": [str(tmp_path)],
-                    "patterns": list(names),
-                    "file_type": "any",
-                    "hidden": True,
-                    "get_checksum": True,
-                }
-            }
-        )
-    )
+def path_state(tmp_path, *names: str) -> dict:
+    """What the module path_state answers for these names in tmp_path, run as Ansible runs it (its arguments file)."""
+    args = tmp_path.parent / f"{tmp_path.name}-path-state-args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"paths": [str(tmp_path / n) for n in names]}}))
     out = subprocess.run(
-        [sys.executable, "-m", "ansible.modules.find", str(args)], capture_output=True, text=True, check=True
+        [sys.executable, str(ROOT / "plugins/modules/path_state.py"), str(args)], capture_output=True, text=True
     )
     return json.loads(out.stdout)
 
 
-def test_path_drifts_from_a_real_find(tmp_path):
+def test_path_drifts_from_what_path_state_read(tmp_path):
     conf = tmp_path / "gpubox.conf"
     conf.write_text("a = 1\n")
     conf.chmod(0o644)
@@ -132,7 +120,9 @@ def test_path_drifts_from_a_real_find(tmp_path):
     hold.chmod(0o1777)
     owner = pwd.getpwuid(os.getuid()).pw_name
     group = grp.getgrgid(os.getgid()).gr_name
-    found = find(tmp_path, "gpubox.conf", "hold", "missing.conf")
+    found = path_state(tmp_path, "gpubox.conf", "hold", "missing.conf", "no-such-dir/x.conf")
+    assert [f["path"] for f in found["files"]] == [str(conf), str(hold)]  # what is missing is not listed
+    assert not found.get("warnings") and not found["changed"]
     drifts = files.path_drifts
     assert not drifts(found, str(conf), "file", "0644", owner, group, "a = 1\n")
     assert not drifts(found, str(hold), "directory", "01777", owner, group)
@@ -150,3 +140,11 @@ def test_path_drifts_from_a_real_find(tmp_path):
     # a find that did not run (skipped, failed, check mode of an older Ansible) judges nothing
     assert drifts({"skipped": True}, str(conf), "file")
     assert drifts(None, str(conf), "file")
+
+
+def test_path_state_refuses_relative_paths(tmp_path):
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"paths": ["etc/gpubox"]}}))
+    out = subprocess.run([sys.executable, str(ROOT / "plugins/modules/path_state.py"), str(args)], capture_output=True)
+    answer = json.loads(out.stdout)
+    assert answer["failed"] and "etc/gpubox" in answer["msg"]

@@ -1,0 +1,99 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""path_state: the files and directories a role owns on a box, read in one module run."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: path_state
+short_description: Read the state of a list of paths on the box in one run
+description:
+  - For each path that exists, its type, mode, owner, group, size and, for a regular file, the SHA-1 of its content,
+    in the shape ansible.builtin.find returns (C(files)). A path that does not exist is not listed (on a first converge
+    most are missing: that is the answer, not a warning). Links are not followed.
+  - The filter path_drifts (plugins/filter/files.py) compares an entry with what a file, copy or template task would
+    leave, so a role runs one module for all its paths instead of a stat, or a checksum and a file run, per path.
+  - Reads only; runs in check mode too.
+options:
+  paths:
+    description: Absolute paths.
+    type: list
+    elements: str
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Read the agent's files as they are
+  path_state:
+    paths: [/etc/gpubox, /etc/gpubox/autostop.conf]
+  register: autostop_found
+"""
+
+RETURN = r"""
+files:
+  description: One entry per path that exists (path, isreg, isdir, islnk, mode as "0644", uid, gid, pw_name, gr_name,
+    size; checksum for a regular file).
+  type: list
+  elements: dict
+  returned: always
+"""
+
+import grp  # noqa: E402 - Ansible modules document themselves before their imports
+import hashlib  # noqa: E402
+import os  # noqa: E402
+import pwd  # noqa: E402
+import stat  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+
+def _name(lookup, ident: int) -> str:
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return ""
+
+
+def describe(path: str) -> dict | None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    entry = {
+        "path": path,
+        "isreg": stat.S_ISREG(st.st_mode),
+        "isdir": stat.S_ISDIR(st.st_mode),
+        "islnk": stat.S_ISLNK(st.st_mode),
+        "mode": f"{stat.S_IMODE(st.st_mode):04o}",
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+        "pw_name": _name(pwd.getpwuid, st.st_uid),
+        "gr_name": _name(grp.getgrgid, st.st_gid),
+        "size": st.st_size,
+    }
+    if entry["isreg"]:
+        digest = hashlib.sha1()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        entry["checksum"] = digest.hexdigest()
+    return entry
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={"paths": {"type": "list", "elements": "str", "required": True}}, supports_check_mode=True
+    )
+    paths = [os.path.normpath(p) for p in module.params["paths"]]
+    bad = [p for p in paths if not p.startswith("/")]
+    if bad:
+        module.fail_json(msg=f"path_state: paths must be absolute, got {bad}")
+    try:
+        files = [entry for entry in map(describe, dict.fromkeys(paths)) if entry]
+    except OSError as err:
+        module.fail_json(msg=f"path_state: cannot read {err.filename}: {err.strerror}")
+    module.exit_json(changed=False, files=files)
+
+
+if __name__ == "__main__":
+    main()
