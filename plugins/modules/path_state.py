@@ -10,7 +10,7 @@ short_description: Read the state of a list of paths on the box in one run
 description:
   - For each path that exists, its type, mode, owner, group, size and, for a regular file, the SHA-1 of its content,
     in the shape ansible.builtin.find returns (C(files)). A path that does not exist is not listed (on a first converge
-    most are missing: that is the answer, not a warning). Links are not followed.
+    most are missing, which is the answer, not a warning). Links are not followed.
   - The filter path_drifts (plugins/filter/files.py) compares an entry with what a file, copy or template task would
     leave, so a role runs one module for all its paths instead of a stat, or a checksum and a file run, per path.
   - Reads only; runs in check mode too.
