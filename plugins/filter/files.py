@@ -7,8 +7,8 @@ controller (connection local): one os.stat instead of a module run.
 `path_drifts`: whether a file or directory on a box differs from what a file/copy/template task would leave there,
 judged from what the module path_state (plugins/modules/path_state.py) read: one run for all of a role's paths. A
 no-op converge then runs one module for a role's files instead of two per template and one per directory; the task
-that writes a path runs only when it drifted (missing, another type, content, mode, owner, group). Anything it cannot
-judge counts as drift, so the task runs and decides. Links are left to their own task.
+that writes a path runs only when it drifted (missing, another type, content, mode, owner, group, a link's target).
+Anything it cannot judge counts as drift, so the task runs and decides.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import hashlib
 import os
 import stat
 
-KINDS = {"file": "isreg", "directory": "isdir"}
+KINDS = {"file": "isreg", "directory": "isdir", "link": "islnk"}
 
 
 def file_mode(path) -> str:
@@ -35,13 +35,16 @@ def _mode(value) -> int | None:
         return None
 
 
-def path_drifts(found, path, state="file", mode=None, owner=None, group=None, content=None) -> bool:
+def path_drifts(found, path, state="file", mode=None, owner=None, group=None, content=None, src=None) -> bool:
     """True unless `found` (a registered path_state or find result) lists `path` as the `state` it should be, with
-    that `mode`, `owner`, `group`, and, for a file, the SHA-1 of `content` (each when given)."""
+    that `mode`, `owner`, `group`, and, for a file, the SHA-1 of `content`, for a link the target `src` (each when
+    given; a link's own mode, owner and group are not compared)."""
     files = found.get("files") if isinstance(found, dict) else None
     have = next((f for f in files or [] if isinstance(f, dict) and f.get("path") == str(path)), None)
     if have is None or state not in KINDS or not have.get(KINDS[state]):
         return True
+    if state == "link":
+        return src is not None and have.get("lnk_target") != str(src)
     if mode is not None and (_mode(mode) is None or _mode(mode) != _mode(have.get("mode", ""))):
         return True
     if owner is not None and have.get("pw_name") != str(owner):

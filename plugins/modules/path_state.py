@@ -9,8 +9,9 @@ module: path_state
 short_description: Read the state of a list of paths on the box in one run
 description:
   - For each path that exists, its type, mode, owner, group, size and, for a regular file, the SHA-1 of its content,
-    in the shape ansible.builtin.find returns (C(files)). A path that does not exist is not listed (on a first converge
-    most are missing, which is the answer, not a warning). Links are not followed.
+    for a link its target (C(lnk_target)), in the shape ansible.builtin.find returns (C(files)). A path that does
+    not exist is not listed (on a first converge most are missing, which is the answer, not a warning). Links are
+    not followed.
   - The filter path_drifts (plugins/filter/files.py) compares an entry with what a file, copy or template task would
     leave, so a role runs one module for all its paths instead of a stat, or a checksum and a file run, per path.
   - Reads only; runs in check mode too.
@@ -32,7 +33,7 @@ EXAMPLES = r"""
 RETURN = r"""
 files:
   description: One entry per path that exists (path, isreg, isdir, islnk, mode as "0644", uid, gid, pw_name, gr_name,
-    size; checksum for a regular file).
+    size; checksum for a regular file, lnk_target for a link).
   type: list
   elements: dict
   returned: always
@@ -71,6 +72,8 @@ def describe(path: str) -> dict | None:
         "gr_name": _name(grp.getgrgid, st.st_gid),
         "size": st.st_size,
     }
+    if entry["islnk"]:
+        entry["lnk_target"] = os.readlink(path)
     if entry["isreg"]:
         digest = hashlib.sha1()
         with open(path, "rb") as f:

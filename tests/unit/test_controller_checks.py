@@ -148,3 +148,18 @@ def test_path_state_refuses_relative_paths(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "plugins/modules/path_state.py"), str(args)], capture_output=True)
     answer = json.loads(out.stdout)
     assert answer["failed"] and "etc/gpubox" in answer["msg"]
+
+
+def test_path_drifts_of_a_link(tmp_path):
+    target = tmp_path / "gpubox-autostop"
+    target.write_text("#!/usr/bin/python3\n")
+    link = tmp_path / "gpubox-hold"
+    os.symlink(target, link)
+    found = path_state(tmp_path, "gpubox-hold")
+    assert found["files"][0]["lnk_target"] == str(target)
+    assert not files.path_drifts(found, str(link), "link", src=str(target))
+    assert files.path_drifts(found, str(link), "link", src=str(tmp_path / "elsewhere"))
+    assert files.path_drifts(found, str(link), "file")  # a link where a file belongs (not followed)
+    link.unlink()
+    link.write_text("a file where the link belongs\n")
+    assert files.path_drifts(path_state(tmp_path, "gpubox-hold"), str(link), "link", src=str(target))
