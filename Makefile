@@ -20,7 +20,7 @@ SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements.yml
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-mitogen.txt requirements.yml
 	@python=$$(scripts/find-python) && echo "controller python: $$python" && "$$python" -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt

@@ -1,9 +1,11 @@
 """How long gpubox's runs take: configure.yml first converge and no-op re-converge on 1 and 5 boxes, with the
-shipped ansible.cfg and with Ansible's defaults; provision.yml when there is nothing to do; the dynamic
-inventory listing with and without its cache. Boxes are rehearsal boxes (tests/ground/rehearsal.py: systemd
-containers, local EC2 API), so the figures are Ansible's own cost plus real downloads on a first converge.
+shipped ansible.cfg, with Ansible's defaults and with the opt-in Mitogen strategy (scripts/with-mitogen over the
+shipped ansible.cfg); a no-op the next day (apt lists older than their validity, facts expired); provision.yml
+when there is nothing to do; the dynamic inventory listing with and without its cache. Boxes are rehearsal boxes
+(tests/ground/rehearsal.py: systemd containers, local EC2 API), so the figures are Ansible's own cost plus real
+downloads on a first converge (and the apt lists' refresh on the aged no-op).
 
-  python -m tests.performance [--boxes 1 5] [--repeat 3] [--out docs/performance.md]
+  python -m tests.performance [--boxes 1 5] [--configs shipped defaults mitogen] [--repeat 3] [--out FILE.md]
 
 Prints the figures and writes them, with the machine and this command, to the Markdown file.
 """
@@ -25,6 +27,18 @@ from tests.conftest import changed_count
 from tests.ground.rehearsal import ROOT, Rehearsal
 
 BIN = Path(sys.executable).parent
+CONFIGS = ("shipped", "defaults", "mitogen")
+# The configs whose runs also get the aged no-op (both read the shipped ansible.cfg).
+AGED_CONFIGS = ("shipped", "mitogen")
+AGED_LABEL = "aged no-op (apt lists 2 days old, facts expired) (s)"
+# What makes a box look like the next day to configure.yml: apt's package lists, the directory whose mtime the apt
+# module takes for their age (or the success stamp, where apt's periodic job writes one) and the binary caches,
+# all two days old.
+BACKDATE_APT = (
+    "find /var/lib/apt/lists -maxdepth 1 -exec touch -d '2 days ago' {} + && "
+    "for f in /var/lib/apt/periodic/update-success-stamp /var/cache/apt/pkgcache.bin /var/cache/apt/srcpkgcache.bin;"
+    ' do if [ -e "$f" ]; then touch -d \'2 days ago\' "$f"; fi; done'
+)
 
 
 def defaults_env(tmp: Path) -> dict[str, str]:
@@ -48,22 +62,58 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.Comple
     return took, proc
 
 
-def playbook(r: Rehearsal, name: str, extra_env: dict[str, str]) -> tuple[float, int, int]:
+def config_run(config: str, tmp: Path) -> tuple[list[str], dict[str, str]]:
+    """The command prefix and environment of a configuration: the shipped ansible.cfg as it is, Ansible's defaults,
+    or the shipped ansible.cfg through scripts/with-mitogen (which finds the ansible-playbook of this venv on
+    PATH and sets the Mitogen strategy)."""
+    if config == "defaults":
+        return [], defaults_env(tmp)
+    if config == "mitogen":
+        return [str(ROOT / "scripts" / "with-mitogen")], {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return [], {}
+
+
+def playbook(
+    r: Rehearsal, name: str, extra_env: dict[str, str], prefix: list[str] | None = None
+) -> tuple[float, int, int]:
     """Seconds, tasks run and changed count of one ansible-playbook run."""
-    took, proc = timed([str(BIN / "ansible-playbook"), name], {**r.env(), **extra_env})
+    took, proc = timed([*(prefix or []), str(BIN / "ansible-playbook"), name], {**r.env(), **extra_env})
     tasks = sum(int(n) for n in re.findall(r"\bok=(\d+)", proc.stdout.split("PLAY RECAP")[-1]))
     return took, tasks, changed_count(proc.stdout)
 
 
+def first_contact(r: Rehearsal) -> None:
+    """Reach each new box once with plain Ansible, which accepts its host key (ansible.cfg: accept-new). Mitogen's
+    SSH puts StrictHostKeyChecking=yes ahead of ansible.cfg's options and refuses a box it does not know yet, so a
+    Mitogen user's first run after a launch is a plain one too (scripts/with-mitogen)."""
+    timed([str(BIN / "ansible"), "gpubox", "-m", "ansible.builtin.ping"], r.env())
+
+
+def age(r: Rehearsal) -> None:
+    """Make each box look like the next day to configure.yml: its apt lists two days old (older than the roles'
+    cache_valid_time, so apt refreshes them) and its cached facts gone (gathered again)."""
+    facts = Path(r.env()["ANSIBLE_CACHE_PLUGIN_CONNECTION"])
+    for box in r.boxes():
+        subprocess.run(["podman", "exec", r.container(box), "sh", "-c", BACKDATE_APT], check=True)
+        # The jsonfile cache names a host's file after it, behind ansible-core's schema prefix (2.21: s1_BOX).
+        cached = [f for f in facts.iterdir() if re.fullmatch(rf"(s\d+_)?{re.escape(box)}", f.name)]
+        if not cached:
+            raise SystemExit(f"no cached facts of {box} in {facts} to expire: has the fact cache moved?")
+        for f in cached:
+            f.unlink()
+
+
 def measure_configure(n: int, config: str, repeat: int, tmp: Path) -> dict:
-    extra = {} if config == "shipped" else defaults_env(tmp)
+    prefix, extra = config_run(config, tmp)
     names = [f"box{i}" for i in range(1, n + 1)]
     r = Rehearsal(f"perf{n}{config[0]}", tmp / f"state-{n}-{config}", tmp / "home", box_names=names)
     try:
         r._start()
         provision, _, _ = playbook(r, "playbooks/provision.yml", {})
-        first, _, first_changed = playbook(r, "playbooks/configure.yml", extra)
-        noop = [playbook(r, "playbooks/configure.yml", extra) for _ in range(repeat)]
+        if config == "mitogen":
+            first_contact(r)
+        first, _, first_changed = playbook(r, "playbooks/configure.yml", extra, prefix)
+        noop = [playbook(r, "playbooks/configure.yml", extra, prefix) for _ in range(repeat)]
         assert all(c == 0 for _, _, c in noop), f"{config}, {n} boxes: a re-converge changed something"
         row = {
             "boxes": n,
@@ -75,6 +125,10 @@ def measure_configure(n: int, config: str, repeat: int, tmp: Path) -> dict:
             "noop_all": [t for t, _, _ in noop],
             "noop_tasks": noop[0][1],
         }
+        if config in AGED_CONFIGS:
+            age(r)
+            row["aged"], _, aged_changed = playbook(r, "playbooks/configure.yml", extra, prefix)
+            assert aged_changed == 0, f"{config}, {n} boxes: the aged no-op changed something ({aged_changed})"
         if config == "shipped":
             row["provision_noop"] = statistics.median(
                 playbook(r, "playbooks/provision.yml", {})[0] for _ in range(repeat)
@@ -113,20 +167,24 @@ def machine() -> str:
 def report(rows: list[dict], repeat: int, argv: list[str]) -> str:
     by = {(r["boxes"], r["config"]): r for r in rows}
     counts = sorted({r["boxes"] for r in rows})
+    configs = [c for c in CONFIGS if any(r["config"] == c for r in rows)]
     lines = [
         "| configure.yml | "
-        + " | ".join(f"{n} box{'es' if n > 1 else ''}, {c}" for n in counts for c in ("shipped", "defaults"))
+        + " | ".join(f"{n} box{'es' if n > 1 else ''}, {c}" for n in counts for c in configs)
         + " |",
-        "|---|" + "---:|" * (2 * len(counts)),
+        "|---|" + "---:|" * (len(configs) * len(counts)),
     ]
     for key, label in [
         ("first", "first converge (s)"),
         ("noop", f"no-op re-converge, median of {repeat} (s)"),
         ("noop_tasks", "tasks that ran on a no-op (ok, summed over boxes)"),
+        ("aged", AGED_LABEL),
     ]:
+        if not any(key in r for r in rows):
+            continue
         cells = []
         for n in counts:
-            for c in ("shipped", "defaults"):
+            for c in configs:
                 v = by.get((n, c), {}).get(key)
                 cells.append("—" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v)))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -151,7 +209,7 @@ def report(rows: list[dict], repeat: int, argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--boxes", type=int, nargs="+", default=[1, 5])
-    parser.add_argument("--configs", nargs="+", default=["shipped", "defaults"], choices=["shipped", "defaults"])
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, help="write the figures into this Markdown file's results section")
     args = parser.parse_args(argv)
