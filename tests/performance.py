@@ -43,12 +43,19 @@ BACKDATE_APT = (
 
 def defaults_env(tmp: Path) -> dict[str, str]:
     """Ansible's defaults: an empty ansible.cfg, plus only what any run needs to work at all (where the
-    roles are; host keys: the defaults would ask on the terminal about each new box)."""
+    roles and the project's plugins are; host keys: the defaults would ask on the terminal about each new box)."""
     empty = tmp / "empty.cfg"
     empty.write_text("")
     return {
         "ANSIBLE_CONFIG": str(empty),
         "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+        # the project's own plugins: the EC2 inventory and the settings lookup it reads, the module, filters and
+        # tests the roles call (path_state, path_drifts)
+        "ANSIBLE_INVENTORY_PLUGINS": str(ROOT / "plugins" / "inventory"),
+        "ANSIBLE_LOOKUP_PLUGINS": str(ROOT / "plugins" / "lookup"),
+        "ANSIBLE_LIBRARY": str(ROOT / "plugins" / "modules"),
+        "ANSIBLE_FILTER_PLUGINS": str(ROOT / "plugins" / "filter"),
+        "ANSIBLE_TEST_PLUGINS": str(ROOT / "plugins" / "test"),
         "ANSIBLE_HOST_KEY_CHECKING": "False",
     }
 
@@ -79,6 +86,8 @@ def playbook(
     """Seconds, tasks run and changed count of one ansible-playbook run."""
     took, proc = timed([*(prefix or []), str(BIN / "ansible-playbook"), name], {**r.env(), **extra_env})
     tasks = sum(int(n) for n in re.findall(r"\bok=(\d+)", proc.stdout.split("PLAY RECAP")[-1]))
+    if tasks == 0:  # no host matched (a plugin not found): nothing was measured
+        raise SystemExit(f"{name} ran no task:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
     return took, tasks, changed_count(proc.stdout)
 
 
