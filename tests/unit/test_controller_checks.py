@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, load_module
+from tests.conftest import ROOT, load_module, run_local_play
 
 firewall = load_module(ROOT / "roles/ec2_firewall/filter_plugins/firewall.py", "gpubox_firewall_filter")
 files = load_module(ROOT / "plugins/filter/files.py", "gpubox_files_filter")
@@ -140,6 +140,68 @@ def test_path_drifts_from_what_path_state_read(tmp_path):
     # a find that did not run (skipped, failed, check mode of an older Ansible) judges nothing
     assert drifts({"skipped": True}, str(conf), "file")
     assert drifts(None, str(conf), "file")
+
+
+def test_path_state_as_a_script_answers_as_the_module(tmp_path):
+    """The action plugin runs the module's file as `python3 -c SOURCE PATHS_JSON`: the same answer, no Ansible."""
+    (tmp_path / "gpubox.conf").write_text("a = 1\n")
+    (tmp_path / "hold").mkdir()
+    paths = [str(tmp_path / n) for n in ("gpubox.conf", "hold", "missing.conf")]
+    source = (ROOT / "plugins/modules/path_state.py").read_text()
+    out = subprocess.run([sys.executable, "-c", source, json.dumps(paths)], capture_output=True, text=True, check=True)
+    as_script = json.loads(out.stdout)
+    as_module = path_state(tmp_path, "gpubox.conf", "hold", "missing.conf")
+    assert as_script["files"] == as_module["files"] and len(as_script["files"]) == 2
+    refused = subprocess.run([sys.executable, "-c", source, '["etc/gpubox"]'], capture_output=True, text=True)
+    assert json.loads(refused.stdout) == {"failed": True, "msg": "path_state: paths must be absolute, got ['etc/gpubox']"}
+
+
+def test_path_state_task_runs_the_action(tmp_path):
+    """A role's path_state task, as the project's ansible.cfg runs it: through the action plugin (one command, no
+    module payload), with the module's result; a relative path fails the task with the module's message."""
+    (tmp_path / "gpubox.conf").write_text("a = 1\n")
+    box = tmp_path / "box"
+    box.mkdir()
+    (box / "gpubox.conf").write_text("a = 1\n")
+    plays = [
+        {
+            "name": "Read",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                {"name": "Read", "path_state": {"paths": [str(box / "gpubox.conf"), str(box / "x")]}, "register": "r"},
+                {"name": "Keep", "ansible.builtin.copy": {"content": "{{ r | to_json }}", "dest": str(tmp_path / "r")}},
+                {"name": "Refuse", "path_state": {"paths": ["etc/gpubox"]}},
+            ],
+        }
+    ]
+    out = run_local_play(tmp_path / "play.yml", plays, env={"ANSIBLE_VERBOSITY": "3"})
+    answer = json.loads((tmp_path / "r").read_text())
+    assert [f["path"] for f in answer["files"]] == [str(box / "gpubox.conf")]
+    assert answer["files"][0]["checksum"] == files.hashlib.sha1(b"a = 1\n").hexdigest()
+    # not a module run (its payload would be AnsiballZ_path_state.py): the module's file ran as a script
+    assert "AnsiballZ_path_state" not in out.stdout and " -c " in out.stdout
+    assert out.returncode != 0 and "path_state: paths must be absolute, got ['etc/gpubox']" in out.stdout
+
+
+def test_drifted_paths_of_a_role_table(tmp_path):
+    """A role's table of what it writes (vars/main.yml): the paths that drift, each judged as path_drifts does;
+    "absent" drifts when the path is there."""
+    (tmp_path / "gpubox.conf").write_text("a = 1\n")
+    (tmp_path / "old-hook").write_text("#!/bin/sh\n")
+    (tmp_path / "hold").mkdir()
+    found = path_state(tmp_path, "gpubox.conf", "old-hook", "hold", "gone")
+    table = [
+        {"path": str(tmp_path / "gpubox.conf"), "content": "a = 1\n"},
+        {"path": str(tmp_path / "hold"), "state": "directory"},
+        {"path": str(tmp_path / "gone"), "state": "absent"},
+        {"path": str(tmp_path / "old-hook"), "state": "absent"},
+        {"path": str(tmp_path / "new.conf"), "state": "file", "content": ""},
+        {"path": str(tmp_path / "gpubox.conf"), "state": "file", "mode": "0000"},
+    ]
+    assert files.drifted_paths(found, table) == [str(tmp_path / n) for n in ("old-hook", "new.conf", "gpubox.conf")]
+    assert files.drifted_paths(found, table[:3]) == []
+    assert files.drifted_paths(found, []) == []
 
 
 def test_path_state_refuses_relative_paths(tmp_path):
