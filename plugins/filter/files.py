@@ -9,6 +9,10 @@ judged from what the module path_state (plugins/modules/path_state.py) read: one
 no-op converge then runs one module for a role's files instead of two per template and one per directory; the task
 that writes a path runs only when it drifted (missing, another type, content, mode, owner, group, a link's target).
 Anything it cannot judge counts as drift, so the task runs and decides.
+
+`drifted_paths`: of a role's table of what it writes (path, state, mode, owner, group, content or src: the arguments of
+path_drifts), the paths that drift. A role gates the include of its writing tasks on it: a no-op skips one task,
+not one per file.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import hashlib
 import os
 import stat
 
-KINDS = {"file": "isreg", "directory": "isdir", "link": "islnk"}
+KINDS = {"file": "isreg", "directory": "isdir", "link": "islnk"}  # and "absent": drifts when it is there
 
 
 def file_mode(path) -> str:
@@ -38,9 +42,11 @@ def _mode(value) -> int | None:
 def path_drifts(found, path, state="file", mode=None, owner=None, group=None, content=None, src=None) -> bool:
     """True unless `found` (a registered path_state or find result) lists `path` as the `state` it should be, with
     that `mode`, `owner`, `group`, and, for a file, the SHA-1 of `content`, for a link the target `src` (each when
-    given; a link's own mode, owner and group are not compared)."""
+    given; a link's own mode, owner and group are not compared). With state "absent": true when it is there."""
     files = found.get("files") if isinstance(found, dict) else None
     have = next((f for f in files or [] if isinstance(f, dict) and f.get("path") == str(path)), None)
+    if state == "absent":
+        return have is not None
     if have is None or state not in KINDS or not have.get(KINDS[state]):
         return True
     if state == "link":
@@ -56,6 +62,17 @@ def path_drifts(found, path, state="file", mode=None, owner=None, group=None, co
     return False
 
 
+FIELDS = ("state", "mode", "owner", "group", "content", "src")
+
+
+def drifted_paths(found, wanted) -> list[str]:
+    """The paths of `wanted` (a list of {path, state, mode, owner, group, content, src}, state "file" when not given)
+    that path_drifts finds drifting in `found`."""
+    return [
+        str(w["path"]) for w in wanted or [] if path_drifts(found, w["path"], **{k: w[k] for k in FIELDS if k in w})
+    ]
+
+
 class FilterModule:
     def filters(self):
-        return {"file_mode": file_mode, "path_drifts": path_drifts}
+        return {"file_mode": file_mode, "path_drifts": path_drifts, "drifted_paths": drifted_paths}
