@@ -28,13 +28,13 @@ module.exit_json(changed=False, ansible_facts=module.params["facts"])
 """
 
 
-def facts(distribution: str, version: str, arch: str = "x86_64", product: str = "Standard PC") -> dict:
+def facts(distribution: str, version: str, arch: str = "x86_64") -> dict:
+    """The minimal facts configure.yml gathers (gather_subset: min)."""
     return {
         "distribution": distribution,
         "distribution_version": version,
         "distribution_major_version": version.split(".")[0],
         "architecture": arch,
-        "product_name": product,
     }
 
 
@@ -51,14 +51,14 @@ HOSTS: dict[str, tuple[dict, dict]] = {
     "debian13-x86": (facts("Debian", "13.1"), {}),
     "debian13-arm": (facts("Debian", "13.1", "aarch64"), {}),
     "cuda13": (facts("Ubuntu", "24.04"), {"cuda_toolkit_version": "13.0", "cuda_driver_branch": "590"}),
-    # Driver flavour from the instance family (explicit, or the Nitro DMI product name).
+    # Driver flavour from the instance family (explicit, or the Nitro DMI product name the detection read).
     **{f"type-{t}": (facts("Ubuntu", "24.04"), {"cuda_instance_type": t}) for t in INSTANCE_TYPES},
-    "dmi-g5": (facts("Ubuntu", "24.04", product="g5.xlarge"), {}),
-    "dmi-p3": (facts("Ubuntu", "22.04", product="p3.8xlarge"), {}),
+    "dmi-g5": (facts("Ubuntu", "24.04"), {"test_product": "g5.xlarge"}),
+    "dmi-p3": (facts("Ubuntu", "22.04"), {"test_product": "p3.8xlarge"}),
     # Unknown family: from the GPU on the PCI bus (V100 0x1db1 is Volta; H100 0x2330 is Hopper).
-    "pci-volta": (facts("Ubuntu", "24.04", product="x9.large"), {"test_pci_ids": ["0x1db1"]}),
-    "pci-hopper": (facts("Ubuntu", "24.04", product="x9.large"), {"test_pci_ids": ["0x2330"]}),
-    "pci-none": (facts("Debian", "12.8", product="Standard PC (Q35 + ICH9, 2009)"), {}),
+    "pci-volta": (facts("Ubuntu", "24.04"), {"test_product": "x9.large", "test_pci_ids": ["0x1db1"]}),
+    "pci-hopper": (facts("Ubuntu", "24.04"), {"test_product": "x9.large", "test_pci_ids": ["0x2330"]}),
+    "pci-none": (facts("Debian", "12.8"), {"test_product": "Standard PC (Q35 + ICH9, 2009)"}),
     # An explicit flavour wins over the family.
     "override": (facts("Ubuntu", "24.04"), {"cuda_instance_type": "g5.xlarge", "cuda_driver_flavour": "proprietary"}),
     "mirror": (facts("Debian", "12.8"), {"cuda_repo_base_url": "http://10.0.0.1:8000/nvidia/"}),
@@ -79,9 +79,10 @@ PLAY = """
         tasks_from: validate.yml
         public: true
 
-    - name: GPUs on the PCI bus, as detection would record them
+    - name: GPUs on the PCI bus and the DMI product name, as detection would record them
       ansible.builtin.set_fact:
         cuda_gpu_pci_ids: "{{ test_pci_ids | default([]) }}"
+        cuda_probe: {product_name: "{{ test_product | default('Standard PC') }}"}
 
     - name: Write what the role computed
       ansible.builtin.copy:

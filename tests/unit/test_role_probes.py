@@ -212,3 +212,26 @@ def test_cuda_files_written_whole(tmp_path):
         profile.chmod(0o644)
         profile.write_text("edited\n")
         assert not cuda.files_ok(content)[str(profile)]
+
+
+def test_cuda_probe_reads_the_dmi_product_name(tmp_path, monkeypatch):
+    """The instance type comes from the DMI product name (the play gathers only the minimal facts, which lack it)."""
+    real_read = cuda.read
+    monkeypatch.setattr(
+        cuda, "read", lambda path: "g5.xlarge\n" if path == "/sys/class/dmi/id/product_name" else real_read(path)
+    )
+    want = {
+        "cuda_home": str(tmp_path / "cuda"),
+        "packages": [],
+        "repo_url": "http://mirror.invalid/cuda/",
+        "keyring": str(tmp_path / "k.asc"),
+        "key_fingerprint": "0" * 40,
+        "pin_file": str(tmp_path / "pin"),
+        "pin_priority": 600,
+        "sources_dir": str(tmp_path),
+        "dropin": str(tmp_path / "gpubox.conf"),
+        "dropin_content": "",
+    }
+    assert cuda.probe(want)["product_name"] == "g5.xlarge"
+    monkeypatch.setattr(cuda, "read", lambda path: None)  # no DMI (a container, another hypervisor)
+    assert cuda.probe(want)["product_name"] == ""

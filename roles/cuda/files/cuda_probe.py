@@ -142,6 +142,9 @@ def probe(want: dict) -> dict:
         "systemd": os.path.isdir("/run/systemd/system"),
         "persistenced": persistenced_state(want),
         "files_ok": files_ok(want.get("files", {})),
+        # On Nitro instances the DMI product name is the instance type (the setup module reads the same file, but
+        # only with its costly hardware facts).
+        "product_name": (read("/sys/class/dmi/id/product_name") or "").strip(),
     }
 
 
