@@ -52,13 +52,14 @@ while queue:
         if dep.marker is None or any(dep.marker.evaluate({"extra": e}) for e in extras):
             queue.append((dep, f"{dist.metadata['Name']} {dist.version}"))
 
-providers = packages_distributions()
+providers = None  # which distribution provides which module: read (~0.1 s) only when an import fails
 broken, reinstall = [], []
 for module in wanted["imports"]:
     try:
         importlib.import_module(module)
     except Exception as err:  # any failure to import is drift
         broken.append(f"{module}: {type(err).__name__}: {err}")
+        providers = packages_distributions() if providers is None else providers
         for name in providers.get(module.split(".")[0], []):
             try:
                 version = distribution(name).version
