@@ -399,11 +399,9 @@ def test_a_box_relaunched_under_its_name_never_sees_the_old_facts(aws_env, ec2, 
     # the same instance again: its cached facts are kept (not gathered anew on every run)
     stale.write_text(stale.read_text().replace("old_release: jammy", "new_release: noble"))
     run_ansible(["ansible-playbook", str(stale), "-e", f"gpubox_project={PROJECT}"], env=env)
+    first_play = [str(ROOT / "playbooks" / "configure.yml"), "--tags", "none-of-the-roles"]
+    unreachable = ["-e", "gpubox_boot_timeout=1", "-e", "ansible_host=127.0.0.1", "-e", "ansible_port=9"]
     run_ansible(
-        ["ansible-playbook", str(ROOT / "playbooks" / "configure.yml"), "--tags", "none-of-the-roles"]
-        + ["-e", f"gpubox_project={PROJECT}", "-e", "gpubox_boot_timeout=1", "-e", "ansible_host=127.0.0.1"]
-        + ["-e", "ansible_port=9"],
-        env=env,
-        check=False,
+        ["ansible-playbook", *first_play, "-e", f"gpubox_project={PROJECT}", *unreachable], env=env, check=False
     )
     assert cached_facts(cache, "d2l")["new_release"] == "noble"

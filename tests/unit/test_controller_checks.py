@@ -153,7 +153,10 @@ def test_path_state_as_a_script_answers_as_the_module(tmp_path):
     as_module = path_state(tmp_path, "gpubox.conf", "hold", "missing.conf")
     assert as_script["files"] == as_module["files"] and len(as_script["files"]) == 2
     refused = subprocess.run([sys.executable, "-c", source, '["etc/gpubox"]'], capture_output=True, text=True)
-    assert json.loads(refused.stdout) == {"failed": True, "msg": "path_state: paths must be absolute, got ['etc/gpubox']"}
+    assert json.loads(refused.stdout) == {
+        "failed": True,
+        "msg": "path_state: paths must be absolute, got ['etc/gpubox']",
+    }
 
 
 def test_path_state_task_runs_the_action(tmp_path):
