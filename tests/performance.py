@@ -16,6 +16,7 @@ import argparse
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -92,6 +93,41 @@ def playbook(
     return took, tasks, changed_count(proc.stdout)
 
 
+def box_cpu(r: Rehearsal) -> float:
+    """CPU seconds the rehearsal's boxes have used so far, summed: each container's cgroup (cgroup v2 cpu.stat, or
+    v1's cpuacct). Here the boxes share the controller's cores; on EC2 each box has its own."""
+    total = 0.0
+    for box in r.boxes():
+        path = subprocess.run(
+            ["podman", "inspect", "--format", "{{.State.CgroupPath}}", r.container(box)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+            stat = Path(f"{base}{path}/cpu.stat")
+            if stat.exists():
+                total += int(re.search(r"usage_usec (\d+)", stat.read_text()).group(1)) / 1e6
+                break
+        else:
+            total += int(Path(f"/sys/fs/cgroup/cpuacct{path}/cpuacct.usage").read_text()) / 1e9
+    return total
+
+
+def controller_cpu() -> float:
+    """CPU seconds of this script's finished child processes: ansible-playbook with its workers and ssh clients (not
+    the ssh connections kept open in the background, ControlPersist)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def noop_run(r: Rehearsal, extra: dict[str, str], prefix: list[str]) -> tuple[float, int, int, float, float]:
+    """A no-op re-converge: seconds, tasks, changed, and the CPU seconds it took on the controller and on the boxes."""
+    controller, boxes = controller_cpu(), box_cpu(r)
+    took, tasks, changed = playbook(r, "playbooks/configure.yml", extra, prefix)
+    return took, tasks, changed, controller_cpu() - controller, box_cpu(r) - boxes
+
+
 def first_contact(r: Rehearsal) -> None:
     """Reach each new box once with plain Ansible, which accepts its host key (ansible.cfg: accept-new). Mitogen's
     SSH puts StrictHostKeyChecking=yes ahead of ansible.cfg's options and refuses a box it does not know yet, so a
@@ -123,17 +159,19 @@ def measure_configure(n: int, config: str, repeat: int, tmp: Path) -> dict:
         if config == "mitogen":
             first_contact(r)
         first, _, first_changed = playbook(r, "playbooks/configure.yml", extra, prefix)
-        noop = [playbook(r, "playbooks/configure.yml", extra, prefix) for _ in range(repeat)]
-        assert all(c == 0 for _, _, c in noop), f"{config}, {n} boxes: a re-converge changed something"
+        noop = [noop_run(r, extra, prefix) for _ in range(repeat)]
+        assert all(run[2] == 0 for run in noop), f"{config}, {n} boxes: a re-converge changed something"
         row = {
             "boxes": n,
             "config": config,
             "provision_first": provision,
             "first": first,
             "first_changed": first_changed,
-            "noop": statistics.median(t for t, _, _ in noop),
-            "noop_all": [t for t, _, _ in noop],
+            "noop": statistics.median(run[0] for run in noop),
+            "noop_all": [run[0] for run in noop],
             "noop_tasks": noop[0][1],
+            "noop_controller_cpu": statistics.median(run[3] for run in noop),
+            "noop_box_cpu": statistics.median(run[4] for run in noop),
         }
         if config in AGED_CONFIGS:
             age(r)
@@ -157,6 +195,52 @@ def inventory_listing(r: Rehearsal, repeat: int, tmp: Path) -> dict:
     timed(cmd, {**r.env(), **cache})  # fills the cache
     cached = [timed(cmd, {**r.env(), **cache})[0] for _ in range(repeat)]
     return {"inventory_uncached": statistics.median(uncached), "inventory_cached": statistics.median(cached)}
+
+
+# What one task costs, whatever it does: a play of TASKS_PER_PLAY tasks of one kind, timed on one box (--limit) and
+# on all the boxes of one rehearsal, less the same play with no task.
+TASKS_PER_PLAY = 20
+TASK_KINDS = {
+    "skipped (`when: false`)": "ansible.builtin.debug: {msg: never}\n      when: false",
+    "`raw: true`": "ansible.builtin.raw: 'true'\n      changed_when: false",
+    "`set_fact`": "ansible.builtin.set_fact: {gpubox_perf: 1}",
+}
+
+
+def task_costs(n: int, repeat: int, tmp: Path) -> list[tuple[str, float, float]]:
+    """Milliseconds one task adds to a run on one box and on n boxes (median of `repeat`), for each kind of task."""
+    r = Rehearsal("perfcost", tmp / "state-cost", tmp / "home", box_names=[f"box{i}" for i in range(1, n + 1)])
+
+    def run(tasks: str, limit: list[str]) -> float:
+        play = tmp / "cost.yml"
+        play.write_text(
+            "- hosts: gpubox\n  gather_facts: false\n  become: true\n  tasks:\n"
+            + "".join(f"    - name: task {i}\n      {tasks}\n" for i in range(TASKS_PER_PLAY if tasks else 0))
+            + ("" if tasks else "    []\n")
+        )
+        cmd = [str(BIN / "ansible-playbook"), str(play), *limit]
+        return statistics.median(timed(cmd, r.env())[0] for _ in range(repeat))
+
+    try:
+        r._start()
+        playbook(r, "playbooks/provision.yml", {})
+        first_contact(r)
+        limits = (["--limit", "box1"], [])
+        empty = [run("", limit) for limit in limits]
+        rows = []
+        for label, tasks in TASK_KINDS.items():
+            one, all_ = ((run(tasks, lim) - t0) / TASKS_PER_PLAY * 1000 for lim, t0 in zip(limits, empty, strict=True))
+            rows.append((label, one, all_))
+            print(f"{label}: {one:.0f} ms on 1 box, {all_:.0f} ms on {n}", flush=True)
+        return rows
+    finally:
+        r.down()
+
+
+def cost_report(rows: list[tuple[str, float, float]], n: int) -> str:
+    lines = [f"| one task (ms) | 1 box | {n} boxes | {n} boxes / 1 |", "|---|---:|---:|---:|"]
+    lines += [f"| {label} | {one:.0f} | {all_:.0f} | {all_ / one:.1f} |" for label, one, all_ in rows]
+    return "\n".join(lines)
 
 
 def machine() -> str:
@@ -188,6 +272,8 @@ def report(rows: list[dict], repeat: int, argv: list[str]) -> str:
         ("first", "first converge (s)"),
         ("noop", f"no-op re-converge, median of {repeat} (s)"),
         ("noop_tasks", "tasks that ran on a no-op (ok, summed over boxes)"),
+        ("noop_controller_cpu", "no-op: CPU on the controller, median (s)"),
+        ("noop_box_cpu", "no-op: CPU on the boxes, summed, median (s)"),
         ("aged", AGED_LABEL),
     ]:
         if not any(key in r for r in rows):
@@ -222,8 +308,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, help="write the figures into this Markdown file's results section")
+    parser.add_argument(
+        "--task-costs",
+        action="store_true",
+        help="only measure what one task costs on 1 box and on the largest --boxes (a rehearsal, no roles)",
+    )
     args = parser.parse_args(argv)
     rows = []
+    command = " ".join(["python -m tests.performance", *(argv or sys.argv[1:])])
+    if args.task_costs:
+        n = max(args.boxes)
+        with tempfile.TemporaryDirectory(prefix="gpubox-perf-") as tmp:
+            table = cost_report(task_costs(n, args.repeat, Path(tmp)), n)
+        print(table)
+        if args.out:
+            write_results(args.out, table, command, COSTS)
+        return
     with tempfile.TemporaryDirectory(prefix="gpubox-perf-") as tmp:
         for n in args.boxes:
             for config in args.configs:
@@ -233,10 +333,11 @@ def main(argv: list[str] | None = None) -> None:
     table = report(rows, args.repeat, argv or sys.argv[1:])
     print(table)
     if args.out:
-        write_results(args.out, table, " ".join(["python -m tests.performance", *(argv or sys.argv[1:])]))
+        write_results(args.out, table, command)
 
 
 RESULTS = ("<!-- results: written by tests/performance.py -->", "<!-- end of results -->")
+COSTS = ("<!-- task costs: written by tests/performance.py --task-costs -->", "<!-- end of task costs -->")
 
 
 def write_results(path: Path, table: str, command: str, markers: tuple[str, str] = RESULTS) -> None:
