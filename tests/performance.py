@@ -1,4 +1,6 @@
-"""How long gpubox's runs take: configure.yml first converge and no-op re-converge on 1 and 5 boxes, with the
+"""How long gpubox's runs take: configure.yml first converge and no-op re-converge on 1 and 5 boxes (and, in turn
+with the five, on one of them alone, for a ratio measured in the same minutes), each no-op's CPU on the controller
+and on the boxes, with the
 shipped ansible.cfg, with Ansible's defaults and with the opt-in Mitogen strategy (scripts/with-mitogen over the
 shipped ansible.cfg); a no-op the next day (apt lists older than their validity, facts expired); provision.yml
 when there is nothing to do; the dynamic inventory listing with and without its cache. Boxes are rehearsal boxes
@@ -6,6 +8,7 @@ when there is nothing to do; the dynamic inventory listing with and without its 
 downloads on a first converge (and the apt lists' refresh on the aged no-op).
 
   python -m tests.performance [--boxes 1 5] [--configs shipped defaults mitogen] [--repeat 3] [--out FILE.md]
+  python -m tests.performance --task-costs [--boxes 1 5] [--out FILE.md]   # what one task adds, on 1 and on 5 boxes
 
 Prints the figures and writes them, with the machine and this command, to the Markdown file.
 """
@@ -83,10 +86,10 @@ def config_run(config: str, tmp: Path) -> tuple[list[str], dict[str, str]]:
 
 
 def playbook(
-    r: Rehearsal, name: str, extra_env: dict[str, str], prefix: list[str] | None = None
+    r: Rehearsal, name: str, extra_env: dict[str, str], prefix: list[str] | None = None, args: tuple[str, ...] = ()
 ) -> tuple[float, int, int]:
     """Seconds, tasks run and changed count of one ansible-playbook run."""
-    took, proc = timed([*(prefix or []), str(BIN / "ansible-playbook"), name], {**r.env(), **extra_env})
+    took, proc = timed([*(prefix or []), str(BIN / "ansible-playbook"), name, *args], {**r.env(), **extra_env})
     tasks = sum(int(n) for n in re.findall(r"\bok=(\d+)", proc.stdout.split("PLAY RECAP")[-1]))
     if tasks == 0:  # no host matched (a plugin not found): nothing was measured
         raise SystemExit(f"{name} ran no task:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
@@ -121,10 +124,12 @@ def controller_cpu() -> float:
     return used.ru_utime + used.ru_stime
 
 
-def noop_run(r: Rehearsal, extra: dict[str, str], prefix: list[str]) -> tuple[float, int, int, float, float]:
+def noop_run(
+    r: Rehearsal, extra: dict[str, str], prefix: list[str], args: tuple[str, ...] = ()
+) -> tuple[float, int, int, float, float]:
     """A no-op re-converge: seconds, tasks, changed, and the CPU seconds it took on the controller and on the boxes."""
     controller, boxes = controller_cpu(), box_cpu(r)
-    took, tasks, changed = playbook(r, "playbooks/configure.yml", extra, prefix)
+    took, tasks, changed = playbook(r, "playbooks/configure.yml", extra, prefix, args)
     return took, tasks, changed, controller_cpu() - controller, box_cpu(r) - boxes
 
 
@@ -159,8 +164,14 @@ def measure_configure(n: int, config: str, repeat: int, tmp: Path) -> dict:
         if config == "mitogen":
             first_contact(r)
         first, _, first_changed = playbook(r, "playbooks/configure.yml", extra, prefix)
-        noop = [noop_run(r, extra, prefix) for _ in range(repeat)]
-        assert all(run[2] == 0 for run in noop), f"{config}, {n} boxes: a re-converge changed something"
+        # With several boxes, each no-op on all of them is followed by one on the first box alone (--limit): this
+        # machine's speed drifts by tens of percent over minutes, so the ratio is taken from runs minutes apart only.
+        noop, alone = [], []
+        for _ in range(repeat):
+            noop.append(noop_run(r, extra, prefix))
+            if n > 1:
+                alone.append(noop_run(r, extra, prefix, ("--limit", names[0])))
+        assert all(run[2] == 0 for run in noop + alone), f"{config}, {n} boxes: a re-converge changed something"
         row = {
             "boxes": n,
             "config": config,
@@ -173,6 +184,9 @@ def measure_configure(n: int, config: str, repeat: int, tmp: Path) -> dict:
             "noop_controller_cpu": statistics.median(run[3] for run in noop),
             "noop_box_cpu": statistics.median(run[4] for run in noop),
         }
+        if alone:
+            row["noop_alone"] = statistics.median(run[0] for run in alone)
+            row["noop_ratio"] = f"{row['noop'] / row['noop_alone']:.2f}"
         if config in AGED_CONFIGS:
             age(r)
             row["aged"], _, aged_changed = playbook(r, "playbooks/configure.yml", extra, prefix)
@@ -271,6 +285,8 @@ def report(rows: list[dict], repeat: int, argv: list[str]) -> str:
     for key, label in [
         ("first", "first converge (s)"),
         ("noop", f"no-op re-converge, median of {repeat} (s)"),
+        ("noop_alone", "no-op on the first of these boxes alone (`--limit`), in turn with the runs above (s)"),
+        ("noop_ratio", "no-op on all these boxes / on the first alone"),
         ("noop_tasks", "tasks that ran on a no-op (ok, summed over boxes)"),
         ("noop_controller_cpu", "no-op: CPU on the controller, median (s)"),
         ("noop_box_cpu", "no-op: CPU on the boxes, summed, median (s)"),
