@@ -1,11 +1,10 @@
 """How long gpubox's runs take: configure.yml first converge and no-op re-converge on 1 and 5 boxes (and, in turn
 with the five, on one of them alone, for a ratio measured in the same minutes), each no-op's CPU on the controller
-and on the boxes, with the
-shipped ansible.cfg, with Ansible's defaults and with the opt-in Mitogen strategy (scripts/with-mitogen over the
-shipped ansible.cfg); a no-op the next day (apt lists older than their validity, facts expired); provision.yml
-when there is nothing to do; the dynamic inventory listing with and without its cache. Boxes are rehearsal boxes
-(tests/ground/rehearsal.py: systemd containers, local EC2 API), so the figures are Ansible's own cost plus real
-downloads on a first converge (and the apt lists' refresh on the aged no-op).
+and on the boxes, with the shipped ansible.cfg, with Ansible's defaults and with the opt-in Mitogen strategy
+(scripts/with-mitogen over the shipped ansible.cfg); a no-op the next day (apt lists older than their validity,
+facts expired); provision.yml when there is nothing to do; the dynamic inventory listing with and without its cache.
+Boxes are rehearsal boxes (tests/ground/rehearsal.py: systemd containers, local EC2 API), so the figures are Ansible's
+own cost plus real downloads on a first converge (and the apt lists' refresh on the aged no-op).
 
   python -m tests.performance [--boxes 1 5] [--configs shipped defaults mitogen] [--repeat 3] [--out FILE.md]
   python -m tests.performance --task-costs [--boxes 1 5] [--out FILE.md]   # what one task adds, on 1 and on 5 boxes
