@@ -164,7 +164,7 @@ def measure_configure(n: int, config: str, repeat: int, tmp: Path) -> dict:
             first_contact(r)
         first, _, first_changed = playbook(r, "playbooks/configure.yml", extra, prefix)
         # With several boxes, each no-op on all of them is followed by one on the first box alone (--limit): this
-        # machine's speed drifts by tens of percent over minutes, so the ratio is taken from runs minutes apart only.
+        # machine's speed drifts by tens of percent over minutes, so the ratio compares runs made in the same minutes.
         noop, alone = [], []
         for _ in range(repeat):
             noop.append(noop_run(r, extra, prefix))
