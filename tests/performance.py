@@ -95,10 +95,9 @@ def playbook(
     return took, tasks, changed_count(proc.stdout)
 
 
-def box_cpu(r: Rehearsal) -> float:
-    """CPU seconds the rehearsal's boxes have used so far, summed: each container's cgroup (cgroup v2 cpu.stat, or
-    v1's cpuacct). Here the boxes share the controller's cores; on EC2 each box has its own."""
-    total = 0.0
+def box_cgroups(r: Rehearsal) -> list[Path]:
+    """The file that counts each box's CPU: its container's cgroup v2 cpu.stat, or v1's cpuacct.usage."""
+    files = []
     for box in r.boxes():
         path = subprocess.run(
             ["podman", "inspect", "--format", "{{.State.CgroupPath}}", r.container(box)],
@@ -106,13 +105,18 @@ def box_cpu(r: Rehearsal) -> float:
             text=True,
             check=True,
         ).stdout.strip()
-        for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-            stat = Path(f"{base}{path}/cpu.stat")
-            if stat.exists():
-                total += int(re.search(r"usage_usec (\d+)", stat.read_text()).group(1)) / 1e6
-                break
-        else:
-            total += int(Path(f"/sys/fs/cgroup/cpuacct{path}/cpuacct.usage").read_text()) / 1e9
+        v2 = [Path(f"{base}{path}/cpu.stat") for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")]
+        files.append(next((f for f in v2 if f.exists()), Path(f"/sys/fs/cgroup/cpuacct{path}/cpuacct.usage")))
+    return files
+
+
+def box_cpu(cgroups: list[Path]) -> float:
+    """CPU seconds the boxes have used so far, summed. Here they share the controller's cores; on EC2 each box has
+    its own."""
+    total = 0.0
+    for f in cgroups:
+        text = f.read_text()
+        total += int(re.search(r"usage_usec (\d+)", text).group(1)) / 1e6 if f.name == "cpu.stat" else int(text) / 1e9
     return total
 
 
@@ -124,12 +128,13 @@ def controller_cpu() -> float:
 
 
 def noop_run(
-    r: Rehearsal, extra: dict[str, str], prefix: list[str], args: tuple[str, ...] = ()
+    r: Rehearsal, cgroups: list[Path], extra: dict[str, str], prefix: list[str], args: tuple[str, ...] = ()
 ) -> tuple[float, int, int, float, float]:
-    """A no-op re-converge: seconds, tasks, changed, and the CPU seconds it took on the controller and on the boxes."""
-    controller, boxes = controller_cpu(), box_cpu(r)
+    """A no-op re-converge: seconds, tasks, changed, and the CPU seconds it took on the controller and on the boxes
+    (`cgroups`: box_cgroups)."""
+    controller, boxes = controller_cpu(), box_cpu(cgroups)
     took, tasks, changed = playbook(r, "playbooks/configure.yml", extra, prefix, args)
-    return took, tasks, changed, controller_cpu() - controller, box_cpu(r) - boxes
+    return took, tasks, changed, controller_cpu() - controller, box_cpu(cgroups) - boxes
 
 
 def first_contact(r: Rehearsal) -> None:
@@ -166,10 +171,11 @@ def measure_configure(n: int, config: str, repeat: int, tmp: Path) -> dict:
         # With several boxes, each no-op on all of them is followed by one on the first box alone (--limit): this
         # machine's speed drifts by tens of percent over minutes, so the ratio compares runs made in the same minutes.
         noop, alone = [], []
+        cgroups = box_cgroups(r)
         for _ in range(repeat):
-            noop.append(noop_run(r, extra, prefix))
+            noop.append(noop_run(r, cgroups, extra, prefix))
             if n > 1:
-                alone.append(noop_run(r, extra, prefix, ("--limit", names[0])))
+                alone.append(noop_run(r, cgroups, extra, prefix, ("--limit", names[0])))
         assert all(run[2] == 0 for run in noop + alone), f"{config}, {n} boxes: a re-converge changed something"
         row = {
             "boxes": n,
