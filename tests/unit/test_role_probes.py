@@ -20,8 +20,9 @@ cuda = load_module(ROOT / "roles" / "cuda" / "files" / "cuda_probe.py", "cuda_pr
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> Path:
-    """A Python environment with pip and a package `fakepkg` 1.0 that requires `pip` and `missingdep`, and a module
-    `brokenmod` (of package `brokenpkg` 2.0) that fails to import; marked as a conda environment."""
+    """A Python environment with pip and a package `fakepkg` 1.0 that requires `pip` and `missingdep`, a module
+    `brokenmod` (of package `brokenpkg` 2.0) that fails to import, and an egg-info package `eggpkg` 1.0 that
+    requires `missingegg`; marked as a conda environment."""
     prefix = tmp_path_factory.mktemp("env") / "d2l"
     subprocess.run([sys.executable, "-m", "venv", str(prefix)], check=True)
     site = next(prefix.glob("lib/python*/site-packages"))
@@ -33,10 +34,17 @@ def env(tmp_path_factory) -> Path:
         info.mkdir()
         meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
         meta += [f"Requires-Dist: {r}" for r in requires]
+        # the description, after the headers, is no requirement even where it reads like one
+        meta += ["", "A package for tests.", "Requires-Dist: notreal"]
         (info / "METADATA").write_text("\n".join(meta) + "\n")
         (info / "top_level.txt").write_text(module + "\n")
         (info / "RECORD").write_text(f"{module}/__init__.py,,\n")
         (site / module).mkdir()
+    # an egg-info distribution (as some conda packages install) keeps its requirements in requires.txt
+    egg = site / "eggpkg-1.0-py3.egg-info"
+    egg.mkdir()
+    (egg / "PKG-INFO").write_text("Metadata-Version: 1.1\nName: eggpkg\nVersion: 1.0\n")
+    (egg / "requires.txt").write_text("missingegg\n")
     (site / "fakepkg" / "__init__.py").write_text("")
     (site / "brokenmod" / "__init__.py").write_text("raise ImportError('damaged')\n")
     (prefix / "conda-meta").mkdir()
@@ -74,6 +82,11 @@ def test_missing_and_changed_requirements_down_the_tree(env):
     assert "absent (required by the environment file): not installed" in unmet
     assert "testonly" not in unmet  # an extra nobody asked for
     assert len(state["unmet"]) == 3
+
+
+def test_requirements_of_an_egg_info_package(env):
+    state = miniconda.probe(want(env, requirements=["eggpkg==1.0"]))
+    assert state["unmet"] == ["missingegg (required by eggpkg 1.0): not installed"]
 
 
 def test_a_module_that_does_not_import_names_its_package(env):
