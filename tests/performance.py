@@ -8,6 +8,7 @@ own cost plus real downloads on a first converge (and the apt lists' refresh on 
 
   python -m tests.performance [--boxes 1 5] [--configs shipped defaults mitogen] [--repeat 3] [--out FILE.md]
   python -m tests.performance --task-costs [--boxes 1 5] [--out FILE.md]   # what one task adds, on 1 and on 5 boxes
+  python -m tests.performance --roles-curve [--boxes 1 5] [--out FILE.md]  # the ratio as roles are added (--tags)
 
 Prints the figures and writes them, with the machine and this command, to the Markdown file.
 """
@@ -262,6 +263,59 @@ def cost_report(rows: list[tuple[str, float, float]], n: int) -> str:
     return "\n".join(lines)
 
 
+# configure.yml's roles in the order it applies them: --roles-curve times the first, the first two, ... all of them.
+ROLES = ("base", "cuda", "miniconda", "jupyter", "autostop")
+
+
+def roles_curve(n: int, repeat: int, tmp: Path) -> list[tuple[str, int, float, float]]:
+    """For the first k roles of configure.yml (--tags, k = 1 to all) on configured boxes: the tasks a no-op takes
+    per box (run and skipped, the play's own included), its seconds on the first box alone and on all n boxes
+    (medians of `repeat`, the two alternating so that both see the machine in the same minutes)."""
+    names = [f"box{i}" for i in range(1, n + 1)]
+    r = Rehearsal("perfcurve", tmp / "state-curve", tmp / "home", box_names=names)
+    cmd = [str(BIN / "ansible-playbook"), "playbooks/configure.yml"]
+
+    def noop(args: list[str]) -> tuple[float, int]:
+        took, proc = timed([*cmd, *args], r.env())
+        recap = proc.stdout.split("PLAY RECAP")[-1]
+        if changed_count(proc.stdout):
+            raise SystemExit(f"a no-op with {args} changed something:\n{recap}")
+        first = re.search(rf"^{re.escape(names[0])}\s*:(.*)$", recap, re.MULTILINE).group(1)
+        return took, sum(int(v) for v in re.findall(r"\b(?:ok|skipped)=(\d+)", first))
+
+    try:
+        r._start()
+        playbook(r, "playbooks/provision.yml", {})
+        playbook(r, "playbooks/configure.yml", {})
+        rows = []
+        for k in range(1, len(ROLES) + 1):
+            tags = ["--tags", ",".join(ROLES[:k])]
+            one, all_ = [], []
+            for _ in range(repeat):
+                all_.append(noop(tags))
+                one.append(noop([*tags, "--limit", names[0]]))
+            row = (
+                ", ".join(ROLES[:k]),
+                one[0][1],
+                statistics.median(t for t, _ in one),
+                statistics.median(t for t, _ in all_),
+            )
+            rows.append(row)
+            print(f"{row[0]}: {row[1]} tasks per box, {row[2]:.2f} s on 1 box, {row[3]:.2f} s on {n}", flush=True)
+        return rows
+    finally:
+        r.down()
+
+
+def curve_report(rows: list[tuple[str, int, float, float]], n: int) -> str:
+    lines = [
+        f"| roles in the no-op (`--tags`) | tasks per box | 1 box (s) | {n} boxes (s) | {n} boxes / 1 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {roles} | {tasks} | {one:.2f} | {all_:.2f} | {all_ / one:.2f} |" for roles, tasks, one, all_ in rows]
+    return "\n".join(lines)
+
+
 def machine() -> str:
     cpu = next(
         (
@@ -334,9 +388,22 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="only measure what one task costs on 1 box and on the largest --boxes (a rehearsal, no roles)",
     )
+    parser.add_argument(
+        "--roles-curve",
+        action="store_true",
+        help="only time no-ops of the first 1, 2, ... all roles (--tags) on 1 box and on the largest --boxes",
+    )
     args = parser.parse_args(argv)
     rows = []
     command = " ".join(["python -m tests.performance", *(argv or sys.argv[1:])])
+    if args.roles_curve:
+        n = max(args.boxes)
+        with tempfile.TemporaryDirectory(prefix="gpubox-perf-") as tmp:
+            table = curve_report(roles_curve(n, args.repeat, Path(tmp)), n)
+        print(table)
+        if args.out:
+            write_results(args.out, table, command, CURVE)
+        return
     if args.task_costs:
         n = max(args.boxes)
         with tempfile.TemporaryDirectory(prefix="gpubox-perf-") as tmp:
@@ -359,6 +426,7 @@ def main(argv: list[str] | None = None) -> None:
 
 RESULTS = ("<!-- results: written by tests/performance.py -->", "<!-- end of results -->")
 COSTS = ("<!-- task costs: written by tests/performance.py --task-costs -->", "<!-- end of task costs -->")
+CURVE = ("<!-- roles curve: written by tests/performance.py --roles-curve -->", "<!-- end of roles curve -->")
 
 
 def write_results(path: Path, table: str, command: str, markers: tuple[str, str] = RESULTS) -> None:
