@@ -396,22 +396,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rows = []
     command = " ".join(["python -m tests.performance", *(argv or sys.argv[1:])])
-    if args.roles_curve:
-        n = max(args.boxes)
-        with tempfile.TemporaryDirectory(prefix="gpubox-perf-") as tmp:
-            table = curve_report(roles_curve(n, args.repeat, Path(tmp)), n)
-        print(table)
-        if args.out:
-            write_results(args.out, table, command, CURVE)
-        return
-    if args.task_costs:
-        n = max(args.boxes)
-        with tempfile.TemporaryDirectory(prefix="gpubox-perf-") as tmp:
-            table = cost_report(task_costs(n, args.repeat, Path(tmp)), n)
-        print(table)
-        if args.out:
-            write_results(args.out, table, command, COSTS)
-        return
+    # The single measurements: each times its runs on 1 box and on the largest --boxes, and has its own section.
+    single = {"roles_curve": (roles_curve, curve_report, CURVE), "task_costs": (task_costs, cost_report, COSTS)}
+    for option, (measure, render, markers) in single.items():
+        if getattr(args, option):
+            n = max(args.boxes)
+            with tempfile.TemporaryDirectory(prefix="gpubox-perf-") as tmp:
+                table = render(measure(n, args.repeat, Path(tmp)), n)
+            print(table)
+            if args.out:
+                write_results(args.out, table, command, markers)
+            return
     with tempfile.TemporaryDirectory(prefix="gpubox-perf-") as tmp:
         for n in args.boxes:
             for config in args.configs:
