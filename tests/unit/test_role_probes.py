@@ -93,6 +93,8 @@ def test_a_module_that_does_not_import_names_its_package(env):
     state = miniconda.probe(want(env, requirements=["brokenpkg==2.0"], imports=["json", "brokenmod"]))
     assert state["import_errors"] == ["brokenmod: ImportError: damaged"]
     assert state["reinstall"] == ["brokenpkg==2.0"]
+    # not in the file: reinstalled at the version installed
+    assert miniconda.probe(want(env, imports=["brokenmod"]))["reinstall"] == ["brokenpkg==2.0"]
 
 
 def test_another_python_or_none(env, tmp_path):

@@ -22,7 +22,7 @@ import zipfile
 ENV_CHECK = r"""
 import importlib, json, sys
 from email.parser import HeaderParser
-from importlib.metadata import PackageNotFoundError, distribution, distributions, packages_distributions
+from importlib.metadata import distributions, packages_distributions
 try:
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
@@ -51,13 +51,14 @@ unmet, seen = [], set()
 queue = [(Requirement(r), "the environment file") for r in wanted["requirements"]]
 while queue:
     req, parent = queue.pop()
-    if canonicalize_name(req.name) not in installed:
+    name = canonicalize_name(req.name)
+    if name not in installed:
         unmet.append(f"{req} (required by {parent}): not installed")
         continue
-    dist, meta = installed[canonicalize_name(req.name)]
+    dist, meta = installed[name]
     if not meta["Version"] or not req.specifier.contains(meta["Version"], prereleases=True):
         unmet.append(f"{req} (required by {parent}): {meta['Version']} installed")
-    key = (canonicalize_name(req.name), frozenset(req.extras))
+    key = (name, frozenset(req.extras))
     if key in seen:
         continue
     seen.add(key)
@@ -76,12 +77,10 @@ for module in wanted["imports"]:
     except Exception as err:  # any failure to import is drift
         broken.append(f"{module}: {type(err).__name__}: {err}")
         providers = packages_distributions() if providers is None else providers
-        for name in providers.get(module.split(".")[0], []):
-            try:
-                version = distribution(name).version
-            except PackageNotFoundError:
-                continue
-            reinstall.append(pins.get(canonicalize_name(name), f"{name}=={version}"))
+        for provider in map(canonicalize_name, providers.get(module.split(".")[0], [])):
+            if provider in installed:
+                meta = installed[provider][1]
+                reinstall.append(pins.get(provider, f"{meta['Name']}=={meta['Version']}"))
 print(json.dumps({"python": "%d.%d.%d" % sys.version_info[:3], "unmet": unmet, "import_errors": broken,
                   "reinstall": sorted(set(reinstall))}))
 """
