@@ -9,6 +9,7 @@ own cost plus real downloads on a first converge (and the apt lists' refresh on 
   python -m tests.performance [--boxes 1 5] [--configs shipped defaults mitogen] [--repeat 3] [--out FILE.md]
   python -m tests.performance --task-costs [--boxes 1 5] [--out FILE.md]   # what one task adds, on 1 and on 5 boxes
   python -m tests.performance --roles-curve [--boxes 1 5] [--out FILE.md]  # the ratio as roles are added (--tags)
+  python -m tests.performance --floor [--boxes 1 5] [--out FILE.md]        # the ratio of configure.yml's frame + N raw
 
 Prints the figures and writes them, with the machine and this command, to the Markdown file.
 """
@@ -316,6 +317,66 @@ def curve_report(rows: list[tuple[str, int, float, float]], n: int) -> str:
     return "\n".join(lines)
 
 
+# configure.yml's frame (its connection check, then a play with the minimal facts, from the cache on a rerun) with
+# N of the cheapest tasks there are (`raw: true`, one SSH exchange each) per box: --floor times it on one box and on
+# all, for each N, to show how many tasks a no-op may run per box before five boxes take twice one box's time.
+FLOOR_TASKS = (0, 10, 20, 30, 40)
+FLOOR_PLAY = """- name: The connection check, as configure.yml's
+  hosts: gpubox
+  gather_facts: false
+  tasks:
+    - name: Wait until each box answers over SSH
+      ansible.builtin.wait_for_connection:
+        sleep: 5
+        timeout: 60
+- name: The minimal facts (cached on a rerun), then N reads
+  hosts: gpubox
+  become: true
+  gather_facts: true
+  gather_subset: [min]
+  tasks:
+"""
+
+
+def floor(n: int, repeat: int, tmp: Path) -> list[tuple[int, float, float]]:
+    """For each N of FLOOR_TASKS: seconds of configure.yml's frame with N `raw: true` tasks per box on the first box
+    alone and on all n boxes (medians of `repeat`, alternating)."""
+    names = [f"box{i}" for i in range(1, n + 1)]
+    r = Rehearsal("perffloor", tmp / "state-floor", tmp / "home", box_names=names)
+    try:
+        r._start()
+        playbook(r, "playbooks/provision.yml", {})
+        rows = []
+        for count in FLOOR_TASKS:
+            play = tmp / f"floor{count}.yml"
+            reads = "".join(
+                f"    - name: read {i}\n      ansible.builtin.raw: 'true'\n      changed_when: false\n"
+                for i in range(count)
+            )
+            play.write_text(FLOOR_PLAY + (reads or "    - name: nothing\n      ansible.builtin.meta: noop\n"))
+            cmd = [str(BIN / "ansible-playbook"), str(play)]
+            timed(cmd, r.env())  # accepts new host keys, fills the fact cache
+            one, all_ = [], []
+            for _ in range(repeat):
+                all_.append(timed(cmd, r.env())[0])
+                one.append(timed([*cmd, "--limit", names[0]], r.env())[0])
+            rows.append((count, statistics.median(one), statistics.median(all_)))
+            print(f"{count} raw tasks: {rows[-1][1]:.2f} s on 1 box, {rows[-1][2]:.2f} s on {n}", flush=True)
+        return rows
+    finally:
+        r.down()
+
+
+def floor_report(rows: list[tuple[int, float, float]], n: int) -> str:
+    lines = [
+        f"| `raw: true` tasks per box, after the connection check and the facts | 1 box (s) | {n} boxes (s) "
+        f"| {n} boxes / 1 |",
+        "|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {count} | {one:.2f} | {all_:.2f} | {all_ / one:.2f} |" for count, one, all_ in rows]
+    return "\n".join(lines)
+
+
 def machine() -> str:
     cpu = next(
         (
@@ -393,11 +454,20 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="only time no-ops of the first 1, 2, ... all roles (--tags) on 1 box and on the largest --boxes",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="only time configure.yml's frame with 0, 10, ... `raw: true` tasks per box, on 1 box and on the largest",
+    )
     args = parser.parse_args(argv)
     rows = []
     command = " ".join(["python -m tests.performance", *(argv or sys.argv[1:])])
     # The single measurements: each times its runs on 1 box and on the largest --boxes, and has its own section.
-    single = {"roles_curve": (roles_curve, curve_report, CURVE), "task_costs": (task_costs, cost_report, COSTS)}
+    single = {
+        "roles_curve": (roles_curve, curve_report, CURVE),
+        "task_costs": (task_costs, cost_report, COSTS),
+        "floor": (floor, floor_report, FLOOR),
+    }
     for option, (measure, render, markers) in single.items():
         if getattr(args, option):
             n = max(args.boxes)
@@ -422,6 +492,7 @@ def main(argv: list[str] | None = None) -> None:
 RESULTS = ("<!-- results: written by tests/performance.py -->", "<!-- end of results -->")
 COSTS = ("<!-- task costs: written by tests/performance.py --task-costs -->", "<!-- end of task costs -->")
 CURVE = ("<!-- roles curve: written by tests/performance.py --roles-curve -->", "<!-- end of roles curve -->")
+FLOOR = ("<!-- floor: written by tests/performance.py --floor -->", "<!-- end of floor -->")
 
 
 def write_results(path: Path, table: str, command: str, markers: tuple[str, str] = RESULTS) -> None:
