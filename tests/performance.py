@@ -17,6 +17,7 @@ Prints the figures and writes them, with the machine and this command, to the Ma
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import re
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.conftest import changed_count
@@ -218,6 +220,19 @@ def inventory_listing(r: Rehearsal, repeat: int, tmp: Path) -> dict:
     return {"inventory_uncached": statistics.median(uncached), "inventory_cached": statistics.median(cached)}
 
 
+@contextlib.contextmanager
+def launched(label: str, n: int, tmp: Path) -> Iterator[tuple[Rehearsal, list[str]]]:
+    """A rehearsal of n boxes (box1 ... boxN) launched by provision.yml, and the boxes' names; taken down after."""
+    names = [f"box{i}" for i in range(1, n + 1)]
+    r = Rehearsal(label, tmp / f"state-{label}", tmp / "home", box_names=names)
+    try:
+        r._start()
+        playbook(r, "playbooks/provision.yml", {})
+        yield r, names
+    finally:
+        r.down()
+
+
 # What one task costs, whatever it does: a play of TASKS_PER_PLAY tasks of one kind, timed on one box (--limit) and
 # on all the boxes of one rehearsal, less the same play with no task.
 TASKS_PER_PLAY = 20
@@ -230,9 +245,8 @@ TASK_KINDS = {
 
 def task_costs(n: int, repeat: int, tmp: Path) -> list[tuple[str, float, float]]:
     """Milliseconds one task adds to a run on one box and on n boxes (median of `repeat`), for each kind of task."""
-    r = Rehearsal("perfcost", tmp / "state-cost", tmp / "home", box_names=[f"box{i}" for i in range(1, n + 1)])
 
-    def run(tasks: str, limit: list[str]) -> float:
+    def run(tasks: str, limit: list[str]) -> float:  # r: the rehearsal launched below
         play = tmp / "cost.yml"
         play.write_text(
             "- hosts: gpubox\n  gather_facts: false\n  become: true\n  tasks:\n"
@@ -242,11 +256,9 @@ def task_costs(n: int, repeat: int, tmp: Path) -> list[tuple[str, float, float]]
         cmd = [str(BIN / "ansible-playbook"), str(play), *limit]
         return statistics.median(timed(cmd, r.env())[0] for _ in range(repeat))
 
-    try:
-        r._start()
-        playbook(r, "playbooks/provision.yml", {})
+    with launched("perfcost", n, tmp) as (r, names):
         first_contact(r)
-        limits = (["--limit", "box1"], [])
+        limits = (["--limit", names[0]], [])
         empty = [run("", limit) for limit in limits]
         rows = []
         for label, tasks in TASK_KINDS.items():
@@ -254,8 +266,6 @@ def task_costs(n: int, repeat: int, tmp: Path) -> list[tuple[str, float, float]]
             rows.append((label, one, all_))
             print(f"{label}: {one:.0f} ms on 1 box, {all_:.0f} ms on {n}", flush=True)
         return rows
-    finally:
-        r.down()
 
 
 def cost_report(rows: list[tuple[str, float, float]], n: int) -> str:
@@ -272,11 +282,9 @@ def roles_curve(n: int, repeat: int, tmp: Path) -> list[tuple[str, int, float, f
     """For the first k roles of configure.yml (--tags, k = 1 to all) on configured boxes: the tasks a no-op takes
     per box (run and skipped, the play's own included), its seconds on the first box alone and on all n boxes
     (medians of `repeat`, the two alternating so that both see the machine in the same minutes)."""
-    names = [f"box{i}" for i in range(1, n + 1)]
-    r = Rehearsal("perfcurve", tmp / "state-curve", tmp / "home", box_names=names)
     cmd = [str(BIN / "ansible-playbook"), "playbooks/configure.yml"]
 
-    def noop(args: list[str]) -> tuple[float, int]:
+    def noop(args: list[str]) -> tuple[float, int]:  # r, names: the rehearsal launched below
         took, proc = timed([*cmd, *args], r.env())
         recap = proc.stdout.split("PLAY RECAP")[-1]
         if changed_count(proc.stdout):
@@ -284,9 +292,7 @@ def roles_curve(n: int, repeat: int, tmp: Path) -> list[tuple[str, int, float, f
         first = re.search(rf"^{re.escape(names[0])}\s*:(.*)$", recap, re.MULTILINE).group(1)
         return took, sum(int(v) for v in re.findall(r"\b(?:ok|skipped)=(\d+)", first))
 
-    try:
-        r._start()
-        playbook(r, "playbooks/provision.yml", {})
+    with launched("perfcurve", n, tmp) as (r, names):
         playbook(r, "playbooks/configure.yml", {})
         rows = []
         for k in range(1, len(ROLES) + 1):
@@ -304,8 +310,6 @@ def roles_curve(n: int, repeat: int, tmp: Path) -> list[tuple[str, int, float, f
             rows.append(row)
             print(f"{row[0]}: {row[1]} tasks per box, {row[2]:.2f} s on 1 box, {row[3]:.2f} s on {n}", flush=True)
         return rows
-    finally:
-        r.down()
 
 
 def curve_report(rows: list[tuple[str, int, float, float]], n: int) -> str:
@@ -341,11 +345,7 @@ FLOOR_PLAY = """- name: The connection check, as configure.yml's
 def floor(n: int, repeat: int, tmp: Path) -> list[tuple[int, float, float]]:
     """For each N of FLOOR_TASKS: seconds of configure.yml's frame with N `raw: true` tasks per box on the first box
     alone and on all n boxes (medians of `repeat`, alternating)."""
-    names = [f"box{i}" for i in range(1, n + 1)]
-    r = Rehearsal("perffloor", tmp / "state-floor", tmp / "home", box_names=names)
-    try:
-        r._start()
-        playbook(r, "playbooks/provision.yml", {})
+    with launched("perffloor", n, tmp) as (r, names):
         rows = []
         for count in FLOOR_TASKS:
             play = tmp / f"floor{count}.yml"
@@ -363,8 +363,6 @@ def floor(n: int, repeat: int, tmp: Path) -> list[tuple[int, float, float]]:
             rows.append((count, statistics.median(one), statistics.median(all_)))
             print(f"{count} raw tasks: {rows[-1][1]:.2f} s on 1 box, {rows[-1][2]:.2f} s on {n}", flush=True)
         return rows
-    finally:
-        r.down()
 
 
 def floor_report(rows: list[tuple[int, float, float]], n: int) -> str:
