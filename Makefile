@@ -1,7 +1,9 @@
 # gpubox — one entry point for setting up, checking and testing.
 #   make rehearse       the whole of gpubox on this machine at no cost (local EC2 API + a container box)
 #   make rehearse-down  tear the rehearsal down
-#   make setup   venv in .venv/ (Python >= 3.12) with the pinned toolchain; checks the collections
+#   make setup   venv in .venv/ (Python >= 3.12) with the locked tree (requirements.lock); checks the collections
+#   make lock    recompile requirements.lock from requirements*.txt (after changing a pin)
+#   make fresh   remove what the proving ground made on this machine (containers, networks, images, venv)
 #   make lint    static checks only (yamllint, ansible-lint production, ruff, playbook syntax)
 #   make test    everything: system packages, test images, lint, pytest, molecule scenarios
 
@@ -16,16 +18,22 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PLAYBOOKS := $(wildcard site.yml playbooks/*.yml tests/playbooks/*.yml)
 SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: setup system images rehearse rehearse-down lint syntax docs unit integration molecule test clean
+.PHONY: setup lock fresh system images rehearse rehearse-down lint syntax docs unit integration molecule test clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-mitogen.txt requirements.yml
+# The whole dependency tree, each file checked against the lock's hashes (pip's hash-checking mode).
+$(VENV)/.installed: requirements.lock requirements.yml
 	@python=$$(scripts/find-python) && echo "controller python: $$python" && "$$python" -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/python scripts/check-collections.py requirements.yml
 	@touch $@
+
+lock:
+	scripts/lock
+
+fresh:
+	tests/ground/fresh.sh
 
 system:
 	tests/ground/install-system-packages.sh
