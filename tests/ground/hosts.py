@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -39,14 +40,35 @@ def ensure_image(name: str = "debian12") -> str:
 
 
 def ensure_network(name: str = NETWORK, subnet: str = SUBNET) -> str:
-    """Create the test network once; return the host's (gateway) address on it."""
+    """Create the network once and make sure its bridge is up; return the host's (gateway) address on it.
+
+    Every server bound to a network's host address (the mirror, the IMDS stand-in) gets that address from here.
+    """
     if podman("network", "exists", name, check=False).returncode != 0:
         podman("network", "create", "--subnet", subnet, name)
     info = json.loads(podman("network", "inspect", name).stdout)[0]
     subnets = info.get("subnets") or [
         r[0] for p in info.get("plugins", []) for r in p.get("ipam", {}).get("ranges", [])
     ]
-    return subnets[0]["gateway"]
+    gateway = subnets[0]["gateway"]
+    if not is_local_address(gateway):
+        # podman creates the bridge and gives the host its address when the first container joins the network
+        # (CNI and netavark alike), and keeps both until the network is removed: a container that joins and
+        # exits brings them up for whatever binds to the address before the boxes start.
+        podman("run", "--rm", "--network", name, "--label", LABEL, ensure_image(), "true")
+        if not is_local_address(gateway):
+            raise RuntimeError(f"podman network {name}: no host address {gateway} after a container joined")
+    return gateway
+
+
+def is_local_address(address: str) -> bool:
+    """Whether this host has `address` (a server can bind to it)."""
+    with socket.socket() as s:
+        try:
+            s.bind((address, 0))
+        except OSError:
+            return False
+    return True
 
 
 # Holds dpkg's locks the way apt and unattended-upgrades do (POSIX record locks on lock-frontend and lock),
