@@ -8,13 +8,19 @@ It is as strict as the real one about what the agent must get right:
   GET /latest/meta-data/spot/instance-action               404 until a notice is set, then
                                                             {"action": "stop", "time": "2025-01-01T00:02:00Z"}
   GET /latest/meta-data/events/recommendations/rebalance   404 until set, then {"noticeTime": "...Z"}
-  GET /latest/meta-data/instance-id                         i-0123456789abcdef0
+  GET /latest/meta-data/instance-id                         i-0123456789abcdef0 (or the asking box's own)
+
+Serving several instances (the EC2 twin, tests/ground/twin.py): with ``resolve`` (client address -> instance id)
+each box sees its own instance id and its own notices, and a client that is no known box gets 404 for every
+document; with ``on_due`` (instance id, action) the service tells EC2 when a notice's time has come, once per
+notice, as the real interruption follows its notice. Without them it serves one instance (INSTANCE_ID).
 
 Control, from Python (``ImdsStandin``: set_notice(), set_rebalance(), clear(), expire_tokens(), requests)
-or over HTTP, without a token (JSON bodies are optional):
-  POST /_control/notice      {"action": "terminate", "time": "...Z"}   default: stop, two minutes from now
-  POST /_control/rebalance   {"noticeTime": "...Z"}                    default: now
-  POST /_control/clear       no notice, no rebalance recommendation
+or over HTTP, without a token (JSON bodies are optional; "instance" names the box when several are served):
+  POST /_control/notice      {"action": "terminate", "time": "...Z", "instance": "i-..."}
+                                                                        default: stop, two minutes from now
+  POST /_control/rebalance   {"noticeTime": "...Z", "instance": "i-..."}   default: now
+  POST /_control/clear       no notice, no rebalance recommendation (for every instance)
   POST /_control/expire      every token issued so far stops working
   GET  /_control/stats       {"requests": {"PUT /latest/api/token": 1, "status 401": 2, ...}, "tokens": 1, ...}
 
@@ -25,6 +31,7 @@ Shell:  python -m tests.ground.imds [--host 127.0.0.1] [--port 0]
 from __future__ import annotations
 
 import argparse
+import calendar
 import contextlib
 import http.server
 import json
@@ -51,32 +58,56 @@ def utc_stamp(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
+def epoch_of(stamp: str) -> float:
+    return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+
+
 class ImdsStandin(BackgroundServer):
     """The service inside this process. ``clock`` decides token expiry (a fake clock makes it testable)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, clock: Callable[[], float] = time.monotonic):
-        self.clock = clock
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+        resolve: Callable[[str], str | None] | None = None,
+        on_due: Callable[[str, str], None] | None = None,
+    ):
+        self.clock, self.resolve, self.on_due = clock, resolve, on_due
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._tokens: dict[str, float] = {}
-        self._notice: dict | None = None
-        self._rebalance: dict | None = None
+        # by instance id (None: the one instance served without `resolve`)
+        self._notices: dict[str | None, dict] = {}
+        self._rebalances: dict[str | None, dict] = {}
+        self._due: set[tuple[str | None, str]] = set()  # notices already acted on (instance, time)
+        self._ended = threading.Event()
         handler = type("Handler", (_Handler,), {"imds": self})
         self._serve(handler, host, port, "imds-standin")
 
-    def set_notice(self, action: str = "stop", when: str | None = None) -> dict:
-        with self._lock:
-            self._notice = {"action": action, "time": when or utc_stamp(time.time() + 120)}
-            return dict(self._notice)
+    def start(self):
+        if self.on_due:
+            threading.Thread(target=self._watch_due, name="imds-due", daemon=True).start()
+        return super().start()
 
-    def set_rebalance(self, when: str | None = None) -> dict:
+    def stop(self) -> None:
+        self._ended.set()
+        super().stop()
+
+    def set_notice(self, action: str = "stop", when: str | None = None, instance: str | None = None) -> dict:
         with self._lock:
-            self._rebalance = {"noticeTime": when or utc_stamp(time.time())}
-            return dict(self._rebalance)
+            self._notices[instance] = {"action": action, "time": when or utc_stamp(time.time() + 120)}
+            return dict(self._notices[instance])
+
+    def set_rebalance(self, when: str | None = None, instance: str | None = None) -> dict:
+        with self._lock:
+            self._rebalances[instance] = {"noticeTime": when or utc_stamp(time.time())}
+            return dict(self._rebalances[instance])
 
     def clear(self) -> None:
         with self._lock:
-            self._notice = self._rebalance = None
+            self._notices.clear()
+            self._rebalances.clear()
 
     def expire_tokens(self) -> None:
         with self._lock:
@@ -92,9 +123,27 @@ class ImdsStandin(BackgroundServer):
             return {
                 "requests": dict(self.requests),
                 "tokens": live,
-                "notice": self._notice,
-                "rebalance": self._rebalance,
+                "notice": self._notices.get(None),
+                "rebalance": self._rebalances.get(None),
+                "notices": {str(k): v for k, v in self._notices.items()},
             }
+
+    def instance_of(self, client: str) -> str | None:
+        """The instance a client address is (None: the one instance, when not serving several)."""
+        return self.resolve(client) if self.resolve else None
+
+    def _watch_due(self) -> None:
+        """Tell EC2 (on_due) when a notice's time has come, once per notice."""
+        while not self._ended.wait(0.25):
+            with self._lock:
+                due = [
+                    (instance, notice)
+                    for instance, notice in self._notices.items()
+                    if (instance, notice["time"]) not in self._due and epoch_of(notice["time"]) <= time.time()
+                ]
+                self._due.update((instance, notice["time"]) for instance, notice in due)
+            for instance, notice in due:
+                self.on_due(instance, notice["action"])
 
     # --- what the handler asks, under the lock -------------------------------------------------------
 
@@ -115,14 +164,14 @@ class ImdsStandin(BackgroundServer):
             expiry = self._tokens.get(token or "")
             return expiry is not None and self.clock() < expiry
 
-    def _document(self, path: str) -> dict | str | None:
+    def _document(self, path: str, instance: str | None) -> dict | str | None:
         with self._lock:
             if path == INSTANCE_ACTION:
-                return dict(self._notice) if self._notice else None
+                return dict(self._notices[instance]) if instance in self._notices else None
             if path == REBALANCE:
-                return dict(self._rebalance) if self._rebalance else None
+                return dict(self._rebalances[instance]) if instance in self._rebalances else None
         if path == "/latest/meta-data/instance-id":
-            return INSTANCE_ID
+            return instance or INSTANCE_ID
         if path in ("/latest/meta-data", "/latest/meta-data/"):
             return "events/\ninstance-id\nspot/"
         return None
@@ -176,7 +225,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._answer(404, "Not Found")
         if not self.imds._valid(self.headers.get(TOKEN_HEADER)):
             return self._answer(401, "Unauthorized")
-        document = self.imds._document(path)
+        instance = self.imds.instance_of(self.client_address[0])
+        if self.imds.resolve and instance is None:
+            return self._answer(404, "Not Found")  # no box of the ones served
+        document = self.imds._document(path, instance)
         if document is None:
             return self._answer(404, "Not Found")
         return self._answer(200, document)
@@ -184,10 +236,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         path = self.path.split("?", 1)[0]
         body = self._body()
+        instance = body.get("instance")
         if path == CONTROL + "notice":
-            return self._answer(200, self.imds.set_notice(str(body.get("action", "stop")), body.get("time")))
+            return self._answer(200, self.imds.set_notice(str(body.get("action", "stop")), body.get("time"), instance))
         if path == CONTROL + "rebalance":
-            return self._answer(200, self.imds.set_rebalance(body.get("noticeTime")))
+            return self._answer(200, self.imds.set_rebalance(body.get("noticeTime"), instance))
         if path == CONTROL + "clear":
             self.imds.clear()
             return self._answer(200, {})
