@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 from molecule.util import merge_dicts
 
-from tests.ground.hosts import ensure_network
+from tests.ground.hosts import ensure_free_network
 from tests.ground.mirror import Mirror
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,31 +49,6 @@ def scenario_network(scenario: str) -> str | None:
     if len(names) > 1:
         raise SystemExit(f"molecule/{scenario}: all platforms must share one network, got {sorted(names)}")
     return names.pop() if names else None
-
-
-def create_network(name: str) -> None:
-    """Create `name` on a 10.89.X.0/24 that no podman network uses (retrying if another run took it first)."""
-    for x in range(100, 200):
-        used = subprocess.run(
-            ["podman", "network", "ls", "--format", "{{range .Subnets}}{{.Subnet}} {{end}}"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        subnet = f"10.89.{x}.0/24"
-        if subnet in used:
-            continue
-        made = subprocess.run(["podman", "network", "create", "--subnet", subnet, name], capture_output=True)
-        if made.returncode == 0 or subprocess.run(["podman", "network", "exists", name]).returncode == 0:
-            return
-    raise SystemExit("no free 10.89.X.0/24 subnet left for a test network")
-
-
-def ensure_free_network(name: str) -> str:
-    """Create `name` on a free subnet unless it exists; return the host's (gateway) address on it."""
-    if subprocess.run(["podman", "network", "exists", name]).returncode != 0:
-        create_network(name)
-    return ensure_network(name)
 
 
 def prepare_mirror_root() -> Path:

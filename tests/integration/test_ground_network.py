@@ -7,14 +7,13 @@ import socket
 import subprocess
 
 from tests.ground import hosts
-from tests.ground.molecule_run import ensure_free_network
 
 
 def test_a_new_network_can_be_bound_to_before_any_box_joins():
     name = f"gpubox-fresh-probe-{os.getpid()}"
     subprocess.run(["podman", "network", "rm", "-f", name], capture_output=True)
     try:
-        gateway = ensure_free_network(name)  # the rehearsal's and molecule's path, through hosts.ensure_network
+        gateway = hosts.ensure_free_network(name)  # the rehearsal's, molecule's and the twin's path
         with socket.socket() as server:
             server.bind((gateway, 0))  # errno 99 without the fix
             server.listen()
