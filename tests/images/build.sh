@@ -27,9 +27,10 @@ trap 'rm -rf "$work"' EXIT
 root=$work/rootfs
 
 echo "building $ref ($suite) ..." >&2
-# python3-apt: what Ubuntu cloud images ship and Ansible's apt module needs.
+# python3-apt: what Ubuntu cloud images ship and Ansible's apt module needs; e2fsprogs: theirs too (an EBS volume
+# is formatted and grown on the box), which Debian 13's minbase leaves out.
 debootstrap --variant=minbase \
-  --include=systemd,systemd-sysv,python3,python3-apt,sudo,openssh-server,ca-certificates,dbus,iproute2,procps \
+  --include=systemd,systemd-sysv,python3,python3-apt,sudo,openssh-server,ca-certificates,dbus,iproute2,procps,e2fsprogs \
   "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 \
   || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
 
