@@ -3,7 +3,11 @@ pair fingerprints.
 
 Playbooks reach it only through AWS_ENDPOINT_URL and test credentials, exactly as they would reach AWS.
 
-Shell:  python -m tests.ground.ec2api [--port N]   # prints the environment to export, serves until ^C
+With a twin (EC2Api(twin=Twin settings), or --twin-network), its instances are podman containers driven by the
+instance lifecycle: tests/ground/twin.py.
+
+Shell:  python -m tests.ground.ec2api [--port N] [--twin-network NET --twin-prefix NAME --imds-port P]
+        prints the environment to export, serves until ^C
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sys
 import tempfile
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import ClassVar
@@ -173,15 +178,37 @@ def recorded_actions(workdir: Path) -> set[str]:
     return {action for action in map(iam_action, recorded_requests(workdir)) if action}
 
 
+@dataclass
+class TwinSettings:
+    """Where the twin's boxes live: a podman network, the prefix of its container and image names, and the port
+    of its instance metadata service on the network's host address (0: a free one)."""
+
+    network: str
+    prefix: str
+    imds_port: int = 0
+
+    def env(self, workdir: Path) -> dict[str, str]:
+        return {
+            "GPUBOX_TWIN_NETWORK": self.network,
+            "GPUBOX_TWIN_PREFIX": self.prefix,
+            "GPUBOX_TWIN_WORKDIR": str(workdir),
+            "GPUBOX_TWIN_IMDS_PORT": str(self.imds_port),
+        }
+
+
 class EC2Api:
     # What the playbooks asked of every local API of this process, for the IAM policy check (see all_actions).
     stopped_actions: ClassVar[set[str]] = set()
     running: ClassVar[list[EC2Api]] = []
 
-    def __init__(self, port: int = 0, workdir: Path | None = None, counted: bool = True):
+    def __init__(
+        self, port: int = 0, workdir: Path | None = None, counted: bool = True, twin: TwinSettings | None = None
+    ):
         """counted=False: the requests this API gets are not gpubox's playbooks' (e.g. the ground's own smoke
-        playbook) and stay out of all_actions, which the IAM policy check compares with the policy."""
+        playbook) and stay out of all_actions, which the IAM policy check compares with the policy.
+        twin: its instances are containers (tests/ground/twin.py)."""
         self.counted = counted
+        self.twin = twin
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="gpubox-ec2api-")
@@ -203,6 +230,8 @@ class EC2Api:
             MOTO_ENABLE_RECORDING="true",
             MOTO_RECORDER_FILEPATH=str(self.workdir / RECORDING),
         )
+        if self.twin:
+            env.update(self.twin.env(self.workdir))
         log = open(self.workdir / "moto.log", "ab")  # noqa: SIM115 - lives as long as the server
         # moto's server with AWS's key pair fingerprints (see moto_server.py); run from the repo root so that
         # `tests` imports whatever the caller's working directory.
@@ -217,6 +246,11 @@ class EC2Api:
         if self.counted:
             EC2Api.running.append(self)
         return self
+
+    @property
+    def imds_url(self) -> str:
+        """The twin's instance metadata service, as its boxes reach it."""
+        return json.loads((self.workdir / "twin.json").read_text())["imds_url"]
 
     @classmethod
     def all_actions(cls) -> set[str]:
@@ -246,10 +280,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--workdir", type=Path, help="keep the server's files (log, request recording) here")
+    parser.add_argument("--twin-network", help="be the EC2 twin: instances are containers on this podman network")
+    parser.add_argument("--twin-prefix", default="gpubox-twin", help="prefix of the twin's container names")
+    parser.add_argument("--imds-port", type=int, default=0, help="the twin's metadata service port (0: a free one)")
     args = parser.parse_args(argv)
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
-    api = EC2Api(args.port, args.workdir).start()
+    twin = TwinSettings(args.twin_network, args.twin_prefix, args.imds_port) if args.twin_network else None
+    api = EC2Api(args.port, args.workdir, twin=twin).start()
     for key, value in api.env.items():
         print(f"export {key}={value}")
     print(f"# local EC2 API on {api.endpoint}; ^C stops it", flush=True)

@@ -12,6 +12,10 @@ A stand-in must be as strict as the real thing, so this launcher replaces the th
 moto.ec2.models.key_pairs imported from moto.ec2.utils (the only places key pair fingerprints are made) and runs
 moto's server. tests/unit/test_ec2api_fingerprints.py checks the result against ssh-keygen and `cryptography`.
 
+With GPUBOX_TWIN_NETWORK set, the server is also the EC2 twin (tests/ground/twin.py): its instances are podman
+containers on that network, named after GPUBOX_TWIN_PREFIX, with volume files under GPUBOX_TWIN_WORKDIR and the
+instance metadata service on the network's host address, port GPUBOX_TWIN_IMDS_PORT.
+
 Shell:  python -m tests.ground.moto_server -H 127.0.0.1 -p PORT   # the arguments of python -m moto.server
 """
 
@@ -19,7 +23,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import sys
+from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -81,6 +87,15 @@ def main(argv: list[str] | None = None) -> None:
     from moto.server import main as moto_main
 
     patch()
+    if os.environ.get("GPUBOX_TWIN_NETWORK"):
+        from tests.ground.twin import Twin
+
+        Twin(
+            os.environ["GPUBOX_TWIN_NETWORK"],
+            os.environ["GPUBOX_TWIN_PREFIX"],
+            Path(os.environ["GPUBOX_TWIN_WORKDIR"]),
+            int(os.environ.get("GPUBOX_TWIN_IMDS_PORT") or 0),
+        ).install()
     moto_main(sys.argv[1:] if argv is None else argv)
 
 
