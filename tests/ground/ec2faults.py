@@ -15,6 +15,8 @@ What a request is, for matching and for the log:
                  under LaunchSpecification. for RequestSpotInstances. None when the request names neither
                  (EC2 would pick a zone); a launch template's type and subnet are not looked into.
   market         'spot' for InstanceMarketOptions.MarketType=spot and for RequestSpotInstances, else 'on-demand'
+For StartInstances (a stopped box started again, which EC2 refuses like a launch when the zone has no capacity)
+the three are the first instance's (InstanceId.1), asked of upstream with DescribeInstances (the tests' own call).
 
 A rule: action (required), instance_type (fnmatch pattern: 'g4dn.*'), zone, market (each None = any), code,
 message (default: EC2's wording for the code; {instance_type} {zone} {action} are filled in), status (default
@@ -255,6 +257,8 @@ class FaultProxy(BackgroundServer):
     def _describe(self, params: dict[str, str], headers: http.client.HTTPMessage) -> dict[str, Any]:
         action = params.get("Action", "")
         seen: dict[str, Any] = {"action": action, "instance_type": None, "zone": None, "market": None}
+        if action == "StartInstances" and params.get("InstanceId.1"):
+            return seen | self._instance(params["InstanceId.1"], *_scope(headers))
         if action not in _LAUNCH_ACTIONS:
             return seen
         p = _LAUNCH_ACTIONS[action]
@@ -267,10 +271,9 @@ class FaultProxy(BackgroundServer):
         )
         return seen
 
-    def _subnet_zone(self, subnet: str, access_key: str, region: str) -> str | None:
+    def _client(self, access_key: str, region: str):
+        """A boto3 client of upstream for the proxy's own questions (marked as the tests' own, no retries)."""
         with self._lock:
-            if subnet in self._zones:
-                return self._zones[subnet]
             client = self._clients.get((access_key, region))
         if client is None:
             import boto3
@@ -284,16 +287,41 @@ class FaultProxy(BackgroundServer):
                 aws_secret_access_key="testing",
                 config=Config(user_agent_extra=TEST_AGENT, retries={"total_max_attempts": 1}),
             )
-        try:
-            subnets = client.describe_subnets(Filters=[{"Name": "subnet-id", "Values": [subnet]}])["Subnets"]
-        except Exception:  # the launch itself will tell the client what is wrong with its subnet
-            subnets = []
-        zone = subnets[0]["AvailabilityZone"] if subnets else None
+            with self._lock:
+                self._clients[(access_key, region)] = client
+        return client
+
+    def _subnet_zone(self, subnet: str, access_key: str, region: str) -> str | None:
         with self._lock:
-            self._clients[(access_key, region)] = client
-            if zone:
+            if subnet in self._zones:
+                return self._zones[subnet]
+        try:
+            found = self._client(access_key, region).describe_subnets(
+                Filters=[{"Name": "subnet-id", "Values": [subnet]}]
+            )["Subnets"]
+        except Exception:  # the launch itself will tell the client what is wrong with its subnet
+            found = []
+        zone = found[0]["AvailabilityZone"] if found else None
+        if zone:
+            with self._lock:
                 self._zones[subnet] = zone
         return zone
+
+    def _instance(self, instance_id: str, access_key: str, region: str) -> dict[str, Any]:
+        """Type, zone and market of an instance, as upstream describes it (nothing known: the start itself will
+        tell the client what is wrong with its instance id)."""
+        try:
+            reservations = self._client(access_key, region).describe_instances(
+                Filters=[{"Name": "instance-id", "Values": [instance_id]}]
+            )["Reservations"]
+            instance = reservations[0]["Instances"][0]
+        except Exception:
+            return {}
+        return {
+            "instance_type": instance.get("InstanceType"),
+            "zone": instance.get("Placement", {}).get("AvailabilityZone"),
+            "market": "spot" if instance.get("InstanceLifecycle") == "spot" else "on-demand",
+        }
 
     def _forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes):
         conn = http.client.HTTPConnection(*self._upstream_addr, timeout=120)

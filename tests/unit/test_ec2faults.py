@@ -138,6 +138,34 @@ def test_a_zone_without_capacity_refuses_like_ec2_and_creates_nothing(proxy, via
     ]
 
 
+def test_starting_a_stopped_box_in_a_zone_without_capacity_is_refused(proxy, via, ec2, ec2api):
+    """StartInstances is matched on the instance's own type, zone and market (asked of moto), as EC2 refuses a
+    start like a launch when the zone has no capacity."""
+    box = launch(ec2, zone="us-west-2a")
+    elsewhere = launch(ec2, zone="us-west-2b")
+    ids = [box["InstanceId"], elsewhere["InstanceId"]]
+    ec2.stop_instances(InstanceIds=ids)
+    proxy.add_rule("StartInstances", ICE, instance_type="g4dn.*", zone="us-west-2a", market="on-demand", times=1)
+    starts = forwarded(ec2api, "StartInstances")
+    error = refused(via.start_instances, InstanceIds=[box["InstanceId"]])
+    assert error.response["Error"]["Code"] == ICE and "(us-west-2a)" in error.response["Error"]["Message"]
+    assert forwarded(ec2api, "StartInstances") == starts  # never forwarded: the box stays stopped
+    assert {i["InstanceId"]: i["State"]["Name"] for i in instances(ec2)} == dict.fromkeys(ids, "stopped")
+    seen = [e for e in proxy.requests if e["action"] == "StartInstances"]
+    assert seen[0] | {"status": None} == {
+        "action": "StartInstances",
+        "instance_type": GPU,
+        "zone": "us-west-2a",
+        "market": "on-demand",
+        "outcome": ICE,
+        "status": None,
+    }
+    via.start_instances(InstanceIds=[elsewhere["InstanceId"]])  # another zone: passed
+    via.start_instances(InstanceIds=[box["InstanceId"]])  # the rule's one time is spent
+    assert proxy.outcomes("StartInstances") == [ICE, "passed", "passed"]
+    assert {i["State"]["Name"] for i in instances(ec2)} == {"running"}
+
+
 def test_times_then_passes(proxy, via, ec2):
     proxy.add_rule("RunInstances", ICE, zone="us-west-2a", times=2)
     for _ in range(2):
