@@ -271,7 +271,7 @@ class EC2Api:
             EC2Api.stopped_actions |= self.actions()
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=60)  # a twin removes its boxes and images on the way out
         if self._tmp:
             self._tmp.cleanup()
 

@@ -1,46 +1,14 @@
 """The EC2 twin: the local EC2 API's instances are podman containers, driven by the instance lifecycle the way EC2
-drives virtual machines. moto keeps state only; inside the moto server process (tests/ground/moto_server.py) this
-module wraps the EC2 backend's lifecycle calls, so every client (Ansible's modules, the inventory plugin, boto3)
-sees an instance whose machine really starts, stops, powers itself off and is baked into images.
+drives virtual machines. moto keeps state only; inside the moto server's process (tests/ground/moto_server.py) this
+module wraps the EC2 backend's lifecycle calls, so every client (Ansible's modules, the inventory plugin, boto3) sees
+instances whose machines really start, stop, power themselves off and are baked into images.
 
-What each call does to the box (a systemd container on the twin's podman network, named PREFIX-INSTANCEID, labelled
-org.gpubox.twin=PREFIX and org.gpubox.instance=INSTANCEID):
-
-  RunInstances        a container from the AMI's image: a stock AMI runs the test image of its release (STOCK_IMAGES),
-                      an AMI that CreateImage made runs that box's committed image. Then what cloud-init does: the key
-                      pair's public key is authorized for the image's login user (and a box from a baked image gets
-                      SSH host keys of its own). The container's address is the instance's private and public IP.
-                      The instance type sets CPU and memory limits (type_limits). Extra EBS volumes of the
-                      launch's block device mappings are block devices (next section).
-  StopInstances       running -> stopping -> stopped: the container is stopped (systemd shuts down)
-  StartInstances      stopped -> pending -> running: the container starts with a new address (EC2 gives a new
-                      public IP at every start), which DescribeInstances then shows; the instance type's limits apply
-                      (so a type changed while stopped takes effect here). Refused unless stopped, as on EC2.
-  RebootInstances     the container restarts; its address stays
-  TerminateInstances  -> shutting-down -> terminated: the container is removed
-  a poweroff on the   (the autostop agent, `sudo poweroff`): within about a second the instance is `stopped` when its
-  box itself          shutdown behaviour is `stop` (gpubox's), or `terminated` (container removed) when `terminate`
-  CreateImage         the AMI is `pending` while the container is committed as localhost/PREFIX-ami:AMIID, with
-                      AWS's reboot (stop, commit, start: the address stays) unless NoReboot, then `available`
-  DeregisterImage     the committed image is removed (once no box uses it)
-  ModifyInstanceAttribute InstanceType   refused unless the instance is stopped (IncorrectInstanceState, as on EC2)
-  ModifyVolume        a larger size grows the volume's block device at once (the filesystem is the box's to grow)
-
-EBS volumes besides the root one (BlockDeviceMappings at RunInstances): each is a sparse file of the volume's
-size (WORKDIR/volumes/gpubox-twin-VOLUMEID.img), attached to the host as a loop device and given to the box as
-/dev/nvmeNn1 (N = 1, 2, ... in device-name order, as Nitro numbers them), with udev's link
-/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_volXXXX (the volume id without its dash). The box may format and
-mount it (the container gets CAP_SYS_ADMIN for that). A volume that outlives its instance keeps its file; a
-deleted one loses it.
-
-The spot interruption notice: the twin serves the instance metadata service (tests/ground/imds.py, IMDSv2) on the
-network's host address; each box sees its own instance id and notices. A notice's time coming makes the twin act as
-EC2 does: `stop` and `hibernate` stop the instance, `terminate` terminates it.
-
-What it does not honour: the root volume's size (the container's filesystem is the host's), AttachVolume and
-DetachVolume after launch, security groups (the host reaches every port of a box), architectures (every box runs on
-this machine's), GPUs (none), placement (every zone is this machine). A container that this twin did not start is
-never touched.
+What each call and event does, and what the twin does not honour: docs/testing.md, "The EC2 twin". Here: a box is
+the container PREFIX-INSTANCEID on the twin's network, labelled org.gpubox.twin=PREFIX (nothing without that label
+is ever touched) and org.gpubox.instance=INSTANCEID; its address is the twin's choice (podman --ip, with a MAC made
+from it), so a reboot keeps it and a start gets another; baked images are localhost/PREFIX-ami:AMIID; EBS volume
+files are WORKDIR/volumes/gpubox-twin-VOLUMEID.img on loop devices; the instance metadata service is
+tests/ground/imds.py on the network's host address, told which box asks by the client address.
 """
 
 from __future__ import annotations
@@ -248,14 +216,19 @@ class Twin:
         return self
 
     def close(self) -> None:
-        """The API is going: its boxes' loop devices are let go (their containers stay until removed)."""
+        """The API is going, and its state with it: what it made goes too (its boxes, their loop devices, its
+        baked images; the volume files stay in its working directory)."""
         self._stop.set()
         if self.imds:
             self.imds.stop()
         with self._lock:
-            volumes = [v for box in self.boxes.values() for v in box.volumes]
-        for volume in volumes:
-            subprocess.run(["losetup", "-d", volume.loop], capture_output=True)
+            instance_ids = list(self.boxes)
+        for instance_id in instance_ids:
+            self._forget(instance_id)
+        mine = f"label={LABEL_TWIN}={self.prefix}"
+        images = podman("images", "-q", "--filter", mine, check=False).stdout.split()
+        if images:
+            podman("rmi", "-f", *set(images), check=False)
 
     # --- images ------------------------------------------------------------------------------------------
 
@@ -506,7 +479,7 @@ class Twin:
         with self._lock:
             box = self.boxes.pop(instance_id, None)
         if box:
-            podman("rm", "-f", "-t", "5", box.container, check=False)
+            podman("rm", "-f", "-t", "1", box.container, check=False)
             for volume in box.volumes:
                 subprocess.run(["losetup", "-d", volume.loop], capture_output=True)
 
@@ -540,7 +513,9 @@ class Twin:
                 raise ec2_error("InsufficientFreeAddressesInSubnet", f"no free address left on {self.network}")
             address = free[0]
             self._next = (self._pool.index(address) + 1) % len(self._pool)
-        done = podman(*head, "--ip", address, *tail, check=False)
+        # The MAC follows the address: the host's neighbour entry for an address stays right across a reboot.
+        mac = "02:42:" + ":".join(f"{int(octet):02x}" for octet in address.split("."))
+        done = podman(*head, "--ip", address, "--mac-address", mac, *tail, check=False)
         if done.returncode != 0:
             raise ec2_error("InternalError", f"podman {' '.join(head[:2])}: {done.stderr.strip()}")
         return address

@@ -5,6 +5,7 @@ with the key pair, in the container, through the metadata service it serves."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 import urllib.request
@@ -172,6 +173,7 @@ def test_a_reboot_restarts_the_box_at_the_same_address(ec2):
     ec2.reboot_instances(InstanceIds=[instance_id])
     assert on_box(instance_id, "test -e /run/before-reboot || echo gone").strip() == "gone"  # /run is new
     assert described(ec2, instance_id)["PublicIpAddress"] == address
+    socket.create_connection((address, 22), timeout=5).close()  # reachable at once (its MAC stayed too)
     ec2.terminate_instances(InstanceIds=[instance_id])
 
 
@@ -190,6 +192,7 @@ def test_an_image_launches_boxes_with_what_was_installed(ec2, ssh_key):
     assert podman("image", "exists", ref, check=False).returncode == 0
     assert described(ec2, source)["State"]["Name"] == "running"  # rebooted (AWS's default), same address
     assert described(ec2, source)["PublicIpAddress"] == address
+    socket.create_connection((address, 22), timeout=5).close()
     copy = launch(ec2, image_id)
     done = ssh(ssh_key, described(ec2, copy)["PublicIpAddress"], "cat /opt/baked.txt; hostname")
     assert done.returncode == 0, done.stderr
@@ -271,6 +274,29 @@ def test_each_box_has_its_metadata_and_a_spot_notice_is_followed_by_the_stop(ec2
     assert stopped["StateReason"]["Code"] == "Server.SpotInstanceShutdown" and container_state(spot) == "exited"
     assert described(ec2, other)["State"]["Name"] == "running"
     ec2.terminate_instances(InstanceIds=[spot, other])
+
+
+def test_an_api_that_stops_takes_its_boxes_and_images_with_it(ssh_key):
+    """Its state is gone, so is what it made: no container, image or loop device is left running unknown."""
+    network = "gpubox-twin-test-gone"
+    api = EC2Api(counted=False, twin=TwinSettings(network, network)).start()
+    try:
+        ec2 = api_client("ec2", api.endpoint)
+        mappings = [{"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 1}}]
+        spec = {"ImageId": NOBLE, "InstanceType": "t3.micro", "MinCount": 1, "MaxCount": 1}
+        instance_id = ec2.run_instances(**spec, BlockDeviceMappings=mappings)["Instances"][0]["InstanceId"]
+        image_id = ec2.create_image(InstanceId=instance_id, Name="gone", NoReboot=True)["ImageId"]
+        deadline = time.monotonic() + 60
+        while ec2.describe_images(ImageIds=[image_id])["Images"][0]["State"] != "available":
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    finally:
+        api.stop()
+        podman("network", "rm", "-f", network, check=False)
+    mine = f"label={LABEL_TWIN}={network}"
+    assert podman("ps", "-aq", "--filter", mine).stdout.split() == []
+    assert podman("images", "-q", "--filter", mine).stdout.split() == []
+    assert "gpubox-twin-vol-" not in subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
 
 
 # Last: it resets the API.
