@@ -1,9 +1,11 @@
-"""From nothing to a notebook: the rehearsal (unchanged site.yml against the local EC2 API and a container
-box), then what a person does next: ssh in, open the tunnel, use JupyterLab in a browser, list, stop, start,
-terminate. The tests run in order; each builds on the state the previous one left."""
+"""From nothing to a notebook and through the box's life: the rehearsal (unchanged site.yml against the local EC2
+API, whose instances are containers: the EC2 twin), then what a person does next: ssh in, open the tunnel, use
+JupyterLab in a browser, list, stop, start, let autostop power the box off, bake an image and launch from it, live
+through a spot interruption, terminate. The tests run in order; each builds on the state the previous one left."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
@@ -17,6 +19,8 @@ import pytest
 
 from tests.conftest import ROOT, TEST_SETTINGS, changed_count, png_size, run_ansible
 from tests.ground.ec2api import EC2Api, api_client
+from tests.ground.hosts import podman
+from tests.ground.imds import utc_stamp
 from tests.ground.net import free_port
 from tests.ground.rehearsal import Rehearsal
 
@@ -24,6 +28,29 @@ from tests.ground.rehearsal import Rehearsal
 # tests' own settings (tests/settings/), so your settings never change what the rehearsal does here.
 BOX = "d2l"
 ARTIFACTS = ROOT / "test-artifacts"
+IMAGE = "e2e-baked"
+# Later in the story: two more boxes from the image BOX is baked into, one of them a spot box.
+MORE_BOXES = [
+    {"name": BOX},
+    {"name": "baked", "image": f"my:{IMAGE}"},
+    {"name": "spot", "image": f"my:{IMAGE}", "market": "spot"},
+]
+# An autostop that powers an unused box off within a minute: idle 30 s, grace 6 s, a look every 5 s, and nothing
+# but a hold counts as use (this machine's CPU is the boxes' CPU, and busy with other tests).
+QUICK_AUTOSTOP = [
+    "-e",
+    json.dumps(
+        {
+            "autostop_idle_minutes": 0.5,
+            "autostop_grace_minutes": 0.1,
+            "autostop_poll_seconds": 5,
+            "autostop_signals": ["hold"],
+        }
+    ),
+]
+
+
+FOREIGN = "gpubox-e2e-foreign"
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +59,18 @@ def rehearsal(tmp_path_factory):
     r = Rehearsal("e2e", tmp_path_factory.mktemp("e2e-state"), home, box_names=[BOX], settings_sources=[TEST_SETTINGS])
     try:
         r.up()
+        # Someone else's container on the rehearsal's network: nothing the API does may touch it.
+        podman("rm", "-f", FOREIGN, check=False)
+        podman(
+            "run", "-d", "--name", FOREIGN, "--network", r.network, "--systemd", "always", "localhost/gpubox-debian12"
+        )
         yield r
     finally:
         # What the playbooks asked of the local EC2 API counts for the IAM policy check.
         EC2Api.stopped_actions |= r.actions()
         r.down()
+        podman("rm", "-f", "-t", "2", FOREIGN, check=False)
+        podman("network", "rm", "-f", r.network, check=False)
 
 
 def ssh(r: Rehearsal, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -55,10 +89,28 @@ def run(r: Rehearsal, playbook: str, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def ec2_state(r: Rehearsal) -> list[str]:
+def ec2_state(r: Rehearsal, box: str = BOX) -> list[str]:
     ec2 = api_client("ec2", r.state()["endpoint"])
-    found = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": [BOX]}])
+    found = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": [box]}])
     return [i["State"]["Name"] for res in found["Reservations"] for i in res["Instances"]]
+
+
+def container_state(name: str) -> str:
+    return podman("inspect", "--format", "{{.State.Status}}", name, check=False).stdout.strip() or "gone"
+
+
+def wait_for(what: str, check, timeout: float, every: float = 1.0):
+    """Wait (bounded) until check() gives something true; return it."""
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        time.sleep(every)
+    return found
+
+
+def host_name(r: Rehearsal, box: str = BOX) -> str:
+    """The address gpubox's ssh config gives the box."""
+    return re.search(rf"^Host {box}\n\s+HostName (\S+)", ssh_entries(r), re.M)[1]
 
 
 def test_site_rerun_changes_nothing(rehearsal):
@@ -69,7 +121,7 @@ def test_site_rerun_changes_nothing(rehearsal):
 
 def test_ssh_box_opens_a_shell_on_it(rehearsal):
     out = ssh(rehearsal, BOX, "hostname; id -un; bash -lc 'command -v nvcc'").stdout.split()
-    assert out[:2] == [rehearsal.container(BOX), "ubuntu"]
+    assert out[:2] == [rehearsal.instance(BOX)["InstanceId"], "ubuntu"]  # the box is the instance's machine
     assert re.fullmatch(r"/usr/local/cuda(-[\d.]+)?/bin/nvcc", out[2]), f"the login shell finds no nvcc: {out}"
 
 
@@ -128,7 +180,7 @@ def test_jupyterlab_renders_in_a_browser_through_the_tunnel(rehearsal, tunnel):
 
 
 def test_jupyter_port_is_closed_on_the_box_address(rehearsal):
-    address = rehearsal.state()["boxes"][BOX]["address"]
+    address = rehearsal.instance(BOX)["PublicIpAddress"]
     socket.create_connection((address, 22), timeout=5).close()  # the address is right: SSH answers there
     with pytest.raises(OSError):
         socket.create_connection((address, 8888), timeout=5).close()
@@ -139,21 +191,104 @@ def test_dynamic_inventory_lists_the_box(rehearsal):
     assert re.search(rf"^\s*\|--{BOX}$", graph, re.M), graph
 
 
-def test_stop_start_terminate_and_the_ssh_config_follows(rehearsal):
+def test_stop_start_and_the_ssh_config_follows(rehearsal):
+    container = rehearsal.container(BOX)
+    before = rehearsal.instance(BOX)["PublicIpAddress"]
     run(rehearsal, "playbooks/stop.yml")
-    assert ec2_state(rehearsal) == ["stopped"]
+    assert ec2_state(rehearsal) == ["stopped"] and container_state(container) == "exited"
     entries = ssh_entries(rehearsal)
     assert f"Host {BOX}\n" not in entries and re.search(rf"# {BOX} \(i-\w+\) is stopped", entries)
     assert ssh(rehearsal, BOX, "true", check=False).returncode != 0
 
     run(rehearsal, "playbooks/start.yml")
-    assert ec2_state(rehearsal) == ["running"]
-    assert f"Host {BOX}\n" in ssh_entries(rehearsal)
-    assert ssh(rehearsal, BOX, "hostname").stdout.strip() == rehearsal.container(BOX)
+    assert ec2_state(rehearsal) == ["running"] and container_state(container) == "running"
+    after = rehearsal.instance(BOX)["PublicIpAddress"]
+    assert after != before and host_name(rehearsal) == after  # a new address, and the ssh config follows it
+    assert ssh(rehearsal, BOX, "hostname").stdout.strip() == rehearsal.instance(BOX)["InstanceId"]
+    proc = run(rehearsal, "playbooks/configure.yml")
+    assert changed_count(proc.stdout) == 0, proc.stdout.split("PLAY RECAP")[-1]
 
-    run(rehearsal, "playbooks/terminate.yml", "-e", "gpubox_confirm=yes")
-    assert ec2_state(rehearsal) in (["shutting-down"], ["terminated"])
-    assert BOX not in ssh_entries(rehearsal)
+
+def test_autostop_powers_the_box_off_and_it_shows_as_stopped(rehearsal):
+    container = rehearsal.container(BOX)
+    run(rehearsal, "playbooks/configure.yml", "--tags", "autostop", *QUICK_AUTOSTOP)
+    # the agent: idle, a warning, the grace, then poweroff; the EC2 API follows the box within seconds
+    powered_off = wait_for("the box powered off", lambda: container_state(container) == "exited", 150)
+    assert powered_off
+    off_at = time.monotonic()
+    wait_for("the instance stopped", lambda: ec2_state(rehearsal) == ["stopped"], 30, 0.5)
+    listed = run(rehearsal, "playbooks/list.yml").stdout
+    assert time.monotonic() - off_at < 60
+    assert re.search(rf"\b{BOX}\b.*\bstopped\b", listed), listed[-3000:]
+    reason = api_client("ec2", rehearsal.state()["endpoint"]).describe_instances(
+        InstanceIds=[rehearsal.instance(BOX)["InstanceId"]]
+    )["Reservations"][0]["Instances"][0]["StateReason"]["Code"]
+    assert reason == "Client.InstanceInitiatedShutdown"
+
+    run(rehearsal, "playbooks/start.yml")
+    assert host_name(rehearsal) == rehearsal.instance(BOX)["PublicIpAddress"]
+    # a hold keeps the quick autostop from powering it off again while the rest runs
+    assert ssh(rehearsal, BOX, "gpubox-hold 1h").returncode == 0
+    proc = run(rehearsal, "playbooks/configure.yml", *QUICK_AUTOSTOP)
+    assert changed_count(proc.stdout) == 0, proc.stdout.split("PLAY RECAP")[-1]
+    run(rehearsal, "playbooks/configure.yml", "--tags", "autostop")  # the box's own autostop again
+    ssh(rehearsal, BOX, "gpubox-hold off")
+
+
+def test_a_box_from_a_baked_image_needs_nothing(rehearsal):
+    run(rehearsal, "playbooks/image.yml", "-e", f"gpubox_box={BOX}", "-e", f"gpubox_image_name={IMAGE}")
+    ec2 = api_client("ec2", rehearsal.state()["endpoint"])
+    (image,) = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [IMAGE]}])["Images"]
+    assert (
+        podman("image", "exists", f"localhost/{rehearsal.prefix}-ami:{image['ImageId']}", check=False).returncode == 0
+    )
+    done = ssh(rehearsal, BOX, "true", check=False)
+    seen = (rehearsal.instance(BOX)["State"], container_state(rehearsal.container(BOX)), host_name(rehearsal))
+    assert done.returncode == 0, f"{done.stderr} {seen}"  # the image's reboot kept the box's address
+
+    boxes = ["-e", json.dumps({"gpubox_boxes": MORE_BOXES})]
+    proc = run(rehearsal, "site.yml", *boxes)
+    recap = proc.stdout.split("PLAY RECAP")[-1]
+    for box in (BOX, "baked"):  # everything was in the image: nothing to install, nothing to change
+        assert re.search(rf"^{box}\s+: ok=\d+\s+changed=0\b", recap, re.M), recap
+    baked = rehearsal.instance("baked")
+    assert baked["ImageId"] == image["ImageId"]
+    out = ssh(rehearsal, "baked", "hostname; cat ~/.jupyter/gpubox-token | wc -c").stdout.split()
+    assert out[0] == baked["InstanceId"] and int(out[1]) > 20
+
+
+def test_a_spot_interruption_runs_the_hooks_then_ec2_stops_the_box(rehearsal):
+    spot = rehearsal.instance("spot")
+    assert spot["InstanceLifecycle"] == "spot"
+    hook = "#!/bin/sh\ndate +%%s > /var/tmp/interrupted\n"  # printf's format: %% is %
+    ssh(rehearsal, "spot", f"printf '{hook}' | sudo install -m 0755 /dev/stdin /etc/gpubox/on-interrupt.d/50-e2e")
+    container = rehearsal.container("spot")
+    when = time.time() + 20  # the agent looks every 5 s: its hooks run before the stop
+    notice = {"instance": spot["InstanceId"], "action": "stop", "time": utc_stamp(when)}
+    request = urllib.request.Request(
+        rehearsal.state()["imds_url"] + "/_control/notice", data=json.dumps(notice).encode()
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+    ran = wait_for("the hook", lambda: podman("exec", container, "cat", "/var/tmp/interrupted", check=False).stdout, 25)
+    assert int(ran) <= when
+    wait_for("the stop", lambda: ec2_state(rehearsal, "spot") == ["stopped"], 30, 0.5)
+    assert container_state(container) == "exited" and ec2_state(rehearsal, "baked") == ["running"]
+
+    run(rehearsal, "playbooks/start.yml", "-e", "gpubox_only=spot")
+    assert ec2_state(rehearsal, "spot") == ["running"]
+    assert ssh(rehearsal, "spot", "cat /var/tmp/interrupted").stdout.strip() == ran.strip()  # the same disk
+
+
+def test_terminate_removes_the_boxes_and_nothing_else(rehearsal):
+    containers = [rehearsal.container(box["name"]) for box in MORE_BOXES]
+    run(
+        rehearsal, "playbooks/terminate.yml", "-e", "gpubox_confirm=yes", "-e", json.dumps({"gpubox_boxes": MORE_BOXES})
+    )
+    for box in MORE_BOXES:
+        assert ec2_state(rehearsal, box["name"])[-1] in ("shutting-down", "terminated")
+        assert box["name"] not in ssh_entries(rehearsal)
+    assert [container_state(c) for c in containers] == ["gone"] * len(containers)
+    assert container_state(FOREIGN) == "running"  # a container the API does not know
 
 
 def test_rehearsal_down_leaves_nothing(tmp_path):
@@ -161,10 +296,14 @@ def test_rehearsal_down_leaves_nothing(tmp_path):
     r = Rehearsal("e2e-down", tmp_path / "state", tmp_path / "home", box_names=[BOX], settings_sources=[TEST_SETTINGS])
     r._start()
     state = r.state()
+    ec2 = api_client("ec2", state["endpoint"])
+    images = ec2.describe_images(Owners=["099720109477"])["Images"]
+    image = next(i for i in images if "noble" in i["Name"] and "amd64" in i["Name"])
+    ec2.run_instances(ImageId=image["ImageId"], InstanceType="t3.micro", MinCount=1, MaxCount=1)
     r.down()
     assert not Path(r.state_dir).exists() and not r.key_file.exists()
-    names = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
-    assert r.container(BOX) not in names.split()
+    mine = podman("ps", "-aq", "--filter", f"label=org.gpubox.twin={r.prefix}").stdout.split()
+    assert mine == []
     assert subprocess.run(["podman", "network", "exists", r.network]).returncode != 0
     for pid in (state["ec2api_pid"], state["mirror_pid"]):
         assert not Path(f"/proc/{pid}").exists()

@@ -22,5 +22,7 @@ if command -v podman >/dev/null; then
     echo "removed image $image"
   done
 fi
+# The EC2 twin's EBS volumes (tests/ground/twin.py): loop devices over its volume files.
+losetup -a 2>/dev/null | grep -F '/gpubox-twin-vol-' | cut -d: -f1 | xargs -r -n1 losetup -d || true
 rm -rf .venv .cache .pytest_cache .ruff_cache
 echo "fresh: no gpubox containers, networks, images or venv left"

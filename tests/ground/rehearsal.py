@@ -1,14 +1,18 @@
 """Rehearsal: the unchanged site.yml on this machine, at no cost, against stand-ins for AWS and the boxes.
 
 What stands in for what:
-  AWS                 the local EC2 API (moto) on 127.0.0.1, reached through AWS_ENDPOINT_URL
-  each declared box   a systemd container with sshd on a podman network of its own; its SSH key is put in
-                      place when it starts, as cloud-init does on EC2 (the key file gpubox then imports)
+  AWS                 the local EC2 API (moto) on 127.0.0.1, reached through AWS_ENDPOINT_URL, as the EC2 twin
+                      (tests/ground/twin.py): each instance site.yml launches is a systemd container on a podman
+                      network of the rehearsal's own, started, stopped, imaged and removed by the instance's
+                      lifecycle; the key pair gpubox imports is authorized on it, as cloud-init does on EC2
+  the metadata        the twin's instance metadata service on the bridge (the autostop agent's spot watcher)
+  service
   NVIDIA's apt repo,  the stand-ins of tests/standins/, served by the download mirror on the bridge
   Miniconda, D2L zip
-The only glue is AWS_ENDPOINT_URL and an extra inventory source (STATE/inventory/) that gives each box's
-container address and points the download variables at the mirror (plus a fact cache of its own, so a real
-box of the same name never sees a container's facts). Everything else (Debian's archive, PyPI) is real.
+The only glue is AWS_ENDPOINT_URL and an extra inventory source (STATE/inventory/) that points the download
+variables at the mirror and the agent at the twin's metadata service (plus a fact cache of its own, so a real box
+of the same name never sees a container's facts). The boxes' addresses come from the EC2 API, as on AWS. Everything
+else (Debian's archive, PyPI) is real.
 Boxes are those the project's settings declare (gpubox_boxes in inventory/group_vars/all/: gpubox.yml ships one,
 `d2l`; a file of your own there counts too), read through Ansible exactly as the playbooks read them.
 
@@ -37,9 +41,9 @@ from pathlib import Path
 
 import yaml
 
-from tests.ground.ec2api import client_env, recorded_actions
-from tests.ground.hosts import TestHost, podman, start_host
-from tests.ground.molecule_run import MIRROR_ROOT, ensure_free_network, prepare_mirror_root
+from tests.ground.ec2api import api_client, client_env, recorded_actions
+from tests.ground.hosts import ensure_free_network, podman
+from tests.ground.molecule_run import MIRROR_ROOT, prepare_mirror_root
 from tests.ground.net import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,7 +113,6 @@ class Rehearsal:
     name: str = "rehearsal"
     state_dir: Path = ROOT / ".cache" / "rehearsal"
     home: Path = field(default_factory=Path.home)
-    image: str = "debian12"
     # Boxes to declare instead of the project's (the tests and the performance script declare their own).
     box_names: list[str] | None = None
     # Inventory sources of settings between the project's and the rehearsal's own (the tests' pinned settings).
@@ -120,8 +123,25 @@ class Rehearsal:
     def network(self) -> str:
         return f"gpubox-{self.name}"
 
+    @property
+    def prefix(self) -> str:
+        """The twin's prefix: its containers are PREFIX-INSTANCEID, its baked images localhost/PREFIX-ami:AMIID."""
+        return f"gpubox-{self.name}"
+
+    def instance(self, box: str) -> dict | None:
+        """The box's instance as the local EC2 API describes it (the newest of that name not terminated)."""
+        ec2 = api_client("ec2", self.state()["endpoint"])
+        filters = [{"Name": "tag:Name", "Values": [box]}, {"Name": "tag:Project", "Values": [self.name]}]
+        found = [i for r in ec2.describe_instances(Filters=filters)["Reservations"] for i in r["Instances"]]
+        alive = [i for i in found if i["State"]["Name"] not in ("terminated", "shutting-down")]
+        return max(alive, key=lambda i: i["LaunchTime"]) if alive else None
+
     def container(self, box: str) -> str:
-        return f"gpubox-{self.name}-{box}"
+        """The container that is the box's instance (named after the instance id, as the twin names it)."""
+        instance = self.instance(box)
+        if instance is None:
+            raise LookupError(f"rehearsal {self.name} has no box {box}")
+        return f"{self.prefix}-{instance['InstanceId']}"
 
     @property
     def inventory(self) -> Path:
@@ -206,11 +226,14 @@ class Rehearsal:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         gateway = ensure_free_network(self.network)
 
-        ec2_port, mirror_port = free_port(), free_port()
+        ec2_port, mirror_port, imds_port = free_port(), free_port(), free_port()
+        twin = ["--twin-network", self.network, "--twin-prefix", self.prefix, "--imds-port", str(imds_port)]
         state = {
             "endpoint": f"http://127.0.0.1:{ec2_port}",
+            "imds_url": f"http://{gateway}:{imds_port}",
             "ec2api_pid": self._daemon(
-                "ec2api", ["-m", "tests.ground.ec2api", "--port", str(ec2_port), "--workdir", str(self.ec2api_dir)]
+                "ec2api",
+                ["-m", "tests.ground.ec2api", "--port", str(ec2_port), "--workdir", str(self.ec2api_dir), *twin],
             ),
         }
         self.state_file.write_text(json.dumps(state))  # from here on, `down` knows what to stop
@@ -224,8 +247,8 @@ class Rehearsal:
         wait_http(state["endpoint"] + "/moto-api/", timeout=60)
         wait_http(f"http://127.0.0.1:{mirror_port}/probe.txt", timeout=30)
 
-        # The key pair gpubox will import (as it does with a key file you already have), authorized on each
-        # box when it starts: on EC2, cloud-init does this with the key pair named at launch.
+        # The key pair gpubox will import (as it does with a key file you already have); the twin authorizes it on
+        # each box it launches, as cloud-init does on EC2 with the key pair named at launch.
         if not self.key_file.exists():
             self.key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             subprocess.run(
@@ -233,18 +256,6 @@ class Rehearsal:
                 check=True,
             )
             self.key_file.chmod(0o400)
-        pubkey = self.key_file.with_suffix(".pem.pub")
-        if not pubkey.exists():
-            derived = subprocess.run(
-                ["ssh-keygen", "-y", "-f", str(self.key_file)], capture_output=True, text=True, check=True
-            )
-            pubkey.write_text(derived.stdout)
-
-        state["boxes"] = {}
-        for box in self.boxes():
-            host = start_host(self.container(box), self.image, network=self.network, pubkey=pubkey.read_text())
-            state["boxes"][box] = {"container": host.name, "address": host.address}
-        self.state_file.write_text(json.dumps(state))
         self._write_inventory(state, gateway)
         return state
 
@@ -257,14 +268,10 @@ class Rehearsal:
         return proc.pid
 
     def _write_inventory(self, state: dict, gateway: str) -> None:
-        """The extra inventory source: each box's container address, the settings of this rehearsal, and
-        the download variables pointed at the mirror's stand-ins."""
-        hosts = {box: {"ansible_host": info["address"]} for box, info in state["boxes"].items()}
+        """The extra inventory source: the settings of this rehearsal, the download variables pointed at the
+        mirror's stand-ins and the autostop agent at the twin's metadata service."""
         (self.inventory / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
-        (self.inventory / "hosts.yml").write_text(
-            "# Where the rehearsal's boxes really are (their containers), by the boxes' names.\n"
-            + yaml.safe_dump({"all": {"hosts": hosts}}, sort_keys=False)
-        )
+        (self.inventory / "hosts.yml").write_text("# Settings only: the boxes come from the EC2 inventory.\nall: {}\n")
         settings = {
             "gpubox_project": self.name,
             "gpubox_key_name": f"gpubox-{self.name}",
@@ -273,6 +280,8 @@ class Rehearsal:
             "gpubox_ssh_config_dir": str(self.ssh_config_dir),
             # this machine, as the boxes see it
             "gpubox_ssh_cidr": f"{gateway}/32",
+            # the instance metadata service, as the boxes reach the twin's (AWS's is 169.254.169.254)
+            "autostop_imds_url": state["imds_url"],
         }
         if self.box_names:
             settings["gpubox_boxes"] = [{"name": box} for box in self.box_names]
@@ -286,16 +295,19 @@ class Rehearsal:
         )
 
     def jupyter_token(self, box: str) -> str:
-        container = self.state()["boxes"][box]["container"]
-        return podman("exec", container, "cat", "/home/ubuntu/.jupyter/gpubox-token").stdout.strip()
+        return podman("exec", self.container(box), "cat", "/home/ubuntu/.jupyter/gpubox-token").stdout.strip()
 
     def _report(self, state: dict) -> None:
         ssh = "ssh" if self.ssh_config == Path.home() / ".ssh" / "config" else f"ssh -F {self.ssh_config}"
         local_port = self.settings["gpubox_jupyter_local_port"]
         print(f"\nRehearsal '{self.name}' is up: local EC2 API {state['endpoint']}, boxes in podman containers.")
-        for box, info in state["boxes"].items():
+        for box in self.boxes():
+            instance = self.instance(box)
+            if instance is None:
+                continue
             token = self.jupyter_token(box)
-            print(f"\n  box {box} (container {info['container']}, address {info['address']})")
+            where = f"container {self.prefix}-{instance['InstanceId']}, address {instance.get('PublicIpAddress')}"
+            print(f"\n  box {box} ({where})")
             print(f"    {ssh} {box}                    # a shell on the box")
             print(f"    {ssh} -N {box}-jupyter         # the tunnel; then browse to")
             print(f"    http://localhost:{local_port}/lab?token={token}")
@@ -311,9 +323,21 @@ class Rehearsal:
             self.playbook("playbooks/terminate.yml", "-e", "gpubox_confirm=yes", check=False)
         for key in ("mirror_pid", "ec2api_pid"):
             _stop(state.get(key))
-        for box in set(self.boxes()) | set(state.get("boxes", {})):
-            TestHost(self.container(box), 0, "").remove()
-        podman("network", "rm", "-f", self.network, check=False)
+        # What the twin made and terminate.yml left (a stopped API, a box of another project name): its containers
+        # and baked images, found by its label; nobody else's.
+        mine = f"label=org.gpubox.twin={self.prefix}"
+        leftover = podman("ps", "-aq", "--filter", mine, check=False).stdout.split()
+        if leftover:
+            podman("rm", "-f", "-t", "5", *leftover, check=False)
+        images = podman("images", "-q", "--filter", mine, check=False).stdout.split()
+        if images:
+            podman("rmi", "-f", *set(images), check=False)
+        # Not forced: a container of someone else's that joined the network keeps it (and its bridge).
+        if (
+            podman("network", "rm", self.network, check=False).returncode != 0
+            and podman("network", "exists", self.network, check=False).returncode == 0
+        ):
+            print(f"podman network {self.network} is kept: a container that is not the rehearsal's uses it")
         self.ssh_entries.unlink(missing_ok=True)
         for path in (self.key_file, self.key_file.with_suffix(".pem.pub")):
             path.unlink(missing_ok=True)
