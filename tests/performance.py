@@ -10,6 +10,7 @@ own cost plus real downloads on a first converge (and the apt lists' refresh on 
   python -m tests.performance --task-costs [--boxes 1 5] [--out FILE.md]   # what one task adds, on 1 and on 5 boxes
   python -m tests.performance --roles-curve [--boxes 1 5] [--out FILE.md]  # the ratio as roles are added (--tags)
   python -m tests.performance --floor [--boxes 1 5] [--out FILE.md]        # the ratio of configure.yml's frame + N raw
+  python -m tests.performance --notebook [--repeat 1] [--out FILE.md]       # from site.yml / start.yml to JupyterLab
 
 Prints the figures and writes them, with the machine and this command, to the Markdown file.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import re
@@ -27,10 +29,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 from tests.conftest import changed_count
+from tests.ground.net import free_port
 from tests.ground.rehearsal import ROOT, Rehearsal
 
 BIN = Path(sys.executable).parent
@@ -436,6 +440,95 @@ def report(rows: list[dict], repeat: int, argv: list[str]) -> str:
     return "\n".join(lines + other)
 
 
+# Time to notebook: from the command a person types to JupyterLab answering through the tunnel (ssh -N -L), on
+# (a) a box of a stock image (every role installs), (b) a box of an image baked by image.yml (`image: my:NAME`),
+# (c) a stopped box started again (start.yml). Goals on this 2-core machine: (b) <= 60 s, (c) <= 30 s.
+NOTEBOOK_IMAGE = "perf-notebook"
+
+
+def jupyter_through_tunnel(r: Rehearsal, box: str, timeout: float = 180) -> float:
+    """Seconds until the box's JupyterLab answers its token through `ssh -N -L PORT:localhost:8888 BOX` opened
+    now (the tunnel is opened again while sshd or the server are not up yet); bounded."""
+    start = time.monotonic()
+    token = r.jupyter_token(box)
+    port, proc = free_port(), None
+    cmd = ["ssh", "-F", str(r.ssh_config), "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes", "-N"]
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status", headers={"Authorization": f"token {token}"})
+    try:
+        while True:
+            if proc is None or proc.poll() is not None:
+                proc = subprocess.Popen([*cmd, "-L", f"{port}:localhost:8888", box], stderr=subprocess.DEVNULL)
+            try:
+                with urllib.request.urlopen(request, timeout=2) as answer:
+                    if answer.status == 200:
+                        return time.monotonic() - start
+            except OSError:
+                pass
+            if time.monotonic() - start > timeout:
+                raise SystemExit(f"JupyterLab on {box} did not answer through the tunnel within {timeout:.0f} s")
+            time.sleep(0.2)
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def role_seconds(stdout: str) -> dict[str, float]:
+    """ansible.posix.profile_roles' summary: seconds per role."""
+    return {m[1]: float(m[2]) for m in re.finditer(r"^(\S+) -+ (\d+\.\d+)s$", stdout, re.MULTILINE)}
+
+
+def notebook(n: int, repeat: int, tmp: Path) -> dict:
+    """(a), (b), (c) above: the command's seconds, then the tunnel's, on one rehearsal box (and one from its
+    image); (a) split by role."""
+    roles = {"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_roles"}
+    r = Rehearsal("perfnb", tmp / "state-notebook", tmp / "home", box_names=["box1"])
+    rows: dict = {}
+    try:
+        r._start()
+        took, proc = timed([str(BIN / "ansible-playbook"), "site.yml"], {**r.env(), **roles})
+        rows["stock"] = (took, jupyter_through_tunnel(r, "box1"), changed_count(proc.stdout))
+        rows["roles"] = role_seconds(proc.stdout)
+
+        bake = ["-e", "gpubox_box=box1", "-e", f"gpubox_image_name={NOTEBOOK_IMAGE}"]
+        timed([str(BIN / "ansible-playbook"), "playbooks/image.yml", *bake], r.env())
+        declared = [{"name": "box1"}, {"name": "baked", "image": f"my:{NOTEBOOK_IMAGE}"}]
+        boxes = json.dumps({"gpubox_boxes": declared})
+        took, proc = timed([str(BIN / "ansible-playbook"), "site.yml", "-e", boxes], r.env())
+        recap = proc.stdout.split("PLAY RECAP")[-1]
+        baked_changed = int(re.search(r"^baked\s*:.*\bchanged=(\d+)", recap, re.MULTILINE)[1])
+        rows["baked"] = (took, jupyter_through_tunnel(r, "baked"), baked_changed)
+
+        starts = []
+        for _ in range(repeat):
+            timed([str(BIN / "ansible-playbook"), "playbooks/stop.yml", "-e", "gpubox_only=box1"], r.env())
+            took, _ = timed([str(BIN / "ansible-playbook"), "playbooks/start.yml", "-e", "gpubox_only=box1"], r.env())
+            starts.append((took, jupyter_through_tunnel(r, "box1"), None))  # no converge: nothing to count
+        rows["start"] = min(starts, key=lambda run: run[0] + run[1])
+        return rows
+    finally:
+        r.down()
+
+
+def notebook_report(rows: dict, n: int) -> str:
+    lines = [
+        "| from the command to JupyterLab through the tunnel | command (s) | then the tunnel (s) | total (s) | goal |"
+        " changed |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
+    for key, label, goal in [
+        ("stock", "(a) `site.yml`, a box of a stock image", "as it is"),
+        ("baked", "(b) `site.yml`, a new box of `image: my:NAME` (baked by `image.yml`)", "<= 60 s"),
+        ("start", "(c) `start.yml` of a stopped box", "<= 30 s"),
+    ]:
+        command, tunnel, changed = rows[key]
+        changed = "—" if changed is None else changed
+        lines.append(f"| {label} | {command:.1f} | {tunnel:.1f} | {command + tunnel:.1f} | {goal} | {changed} |")
+    lines += ["", "| (a) by role (`ansible.posix.profile_roles`) | s |", "|---|---:|"]
+    lines += [f"| {role} | {seconds:.1f} |" for role, seconds in rows["roles"].items()]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--boxes", type=int, nargs="+", default=[1, 5])
@@ -453,6 +546,11 @@ def main(argv: list[str] | None = None) -> None:
         help="only time no-ops of the first 1, 2, ... all roles (--tags) on 1 box and on the largest --boxes",
     )
     parser.add_argument(
+        "--notebook",
+        action="store_true",
+        help="only time site.yml / start.yml to JupyterLab through the tunnel: stock image, baked image, start",
+    )
+    parser.add_argument(
         "--floor",
         action="store_true",
         help="only time configure.yml's frame with 0, 10, ... `raw: true` tasks per box, on 1 box and on the largest",
@@ -465,6 +563,7 @@ def main(argv: list[str] | None = None) -> None:
         "roles_curve": (roles_curve, curve_report, CURVE),
         "task_costs": (task_costs, cost_report, COSTS),
         "floor": (floor, floor_report, FLOOR),
+        "notebook": (notebook, notebook_report, NOTEBOOK),
     }
     for option, (measure, render, markers) in single.items():
         if getattr(args, option):
@@ -491,6 +590,7 @@ RESULTS = ("<!-- results: written by tests/performance.py -->", "<!-- end of res
 COSTS = ("<!-- task costs: written by tests/performance.py --task-costs -->", "<!-- end of task costs -->")
 CURVE = ("<!-- roles curve: written by tests/performance.py --roles-curve -->", "<!-- end of roles curve -->")
 FLOOR = ("<!-- floor: written by tests/performance.py --floor -->", "<!-- end of floor -->")
+NOTEBOOK = ("<!-- notebook: written by tests/performance.py --notebook -->", "<!-- end of notebook -->")
 
 
 def write_results(path: Path, table: str, command: str, markers: tuple[str, str] = RESULTS) -> None:
