@@ -220,9 +220,22 @@ retry:
 import contextlib  # noqa: E402 - Ansible modules document themselves before their imports
 import hashlib  # noqa: E402
 import json  # noqa: E402
-import random  # noqa: E402
 import time  # noqa: E402
 
+from ansible.module_utils.gpubox_ec2 import (  # noqa: E402 - the project's module_utils (ansible.cfg)
+    GONE_STATES,
+    attempt_row,
+    attempt_table,
+    classify,
+    connection_errors,
+    error_of,
+    in_scope,
+    quota_scope,
+    quota_text,
+    repeating,
+    wait_running,
+)
+from ansible.module_utils.gpubox_ec2 import Ec2BoxError as LaunchError  # noqa: E402
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
@@ -230,60 +243,12 @@ with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing bot
     import botocore.config
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
-GONE_STATES = ["shutting-down", "terminated"]
 MARKETS = ("on-demand", "spot")
 # Generations tried before giving up: each is a box of this name launched and terminated within the
 # last 24 hours or so (EC2 keeps a token that long after the instance's termination).
 MAX_GENERATIONS = 50
-POLL_SECONDS = 5
-# The longest pause between two repeats of a throttled request.
-MAX_THROTTLE_PAUSE = 20.0
 # Instance tags the module sets to the candidate it launched.
 PLACEMENT_TAGS = ("InstanceType", "Zone", "Market")
-
-# How a refused RunInstances is handled, by EC2's error code
-# (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html).
-# Capacity: this type (or spot price) in this zone, right now. Another candidate may have it.
-CAPACITY = {
-    "InsufficientInstanceCapacity",
-    "InsufficientHostCapacity",
-    "InsufficientReservedInstanceCapacity",
-    "InsufficientCapacityOnHost",
-    "InsufficientCapacity",
-    "UnfulfillableCapacity",
-    "Unsupported",  # the type (or an option of the request) is not offered in this zone
-    "SpotMaxPriceTooLow",  # spot costs more than the on-demand price (gpubox's maximum) in this zone
-    "InsufficientFreeAddressesInSubnet",  # this zone's subnet is full
-}
-# Quotas: per account and region. Another zone cannot help; another market or quota class may.
-QUOTA = {
-    "VcpuLimitExceeded",
-    "MaxSpotInstanceCountExceeded",
-    "InstanceLimitExceeded",
-    "VolumeLimitExceeded",
-    "MaxIOPSLimitExceeded",
-}
-# Not now: the same request again after a pause (botocore would have retried these itself).
-THROTTLING = {
-    "RequestLimitExceeded",
-    "Throttling",
-    "ThrottlingException",
-    "EC2ThrottledException",
-    "InternalError",
-    "InternalFailure",
-    "ServiceUnavailable",
-    "Unavailable",
-}
-
-# (market, quota class) -> (Service Quotas code, name), as Service Quotas shows them.
-QUOTAS = {
-    ("on-demand", "G"): ("L-DB2E81BA", "Running On-Demand G and VT instances"),
-    ("on-demand", "P"): ("L-417A185B", "Running On-Demand P instances"),
-    ("on-demand", "Standard"): ("L-1216C47A", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"),
-    ("spot", "G"): ("L-3819A6DF", "All G and VT Spot Instance Requests"),
-    ("spot", "P"): ("L-7212CCBC", "All P Spot Instance Requests"),
-    ("spot", "Standard"): ("L-34B43A08", "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests"),
-}
 
 # What to do about errors that stop a launch (codes as EC2 gives them).
 HINTS = {
@@ -293,10 +258,6 @@ HINTS = {
 }
 
 
-class LaunchError(Exception):
-    """A launch that cannot go on; the message says why."""
-
-
 class NoCandidateError(Exception):
     """No candidate launched; the attempts say why, kind is 'exhausted' (capacity and quotas) or 'error'."""
 
@@ -304,75 +265,6 @@ class NoCandidateError(Exception):
         super().__init__(message)
         self.attempts = attempts
         self.kind = kind
-
-
-def classify(code: str) -> str:
-    """capacity, quota, throttled or error."""
-    if code in CAPACITY:
-        return "capacity"
-    if code in QUOTA:
-        return "quota"
-    if code in THROTTLING:
-        return "throttled"
-    return "error"
-
-
-def quota_class(instance_type: str) -> str | None:
-    """The vCPU quota an instance type counts against: G (G and VT), P, Standard, or None (F, X, Inf, DL, Trn...)."""
-    family = instance_type.split(".", 1)[0].lower()
-    if family.startswith(("g", "vt")):
-        return "G"
-    if family.startswith("p"):
-        return "P"
-    if family[:1] in set("acdhimrtz"):
-        return "Standard"
-    return None
-
-
-def quotas_url(region: str, code: str = "", service: str = "ec2") -> str:
-    page = f"https://{region}.console.aws.amazon.com/servicequotas/home/services/{service}/quotas"
-    return f"{page}/{code}" if code else page
-
-
-def quota_scope(code: str, candidate: dict) -> tuple[str, str]:
-    """(market, quota class) a quota refusal closes; '*' for all. A vCPU quota is per market and class, the spot
-    instance count per market, the EBS quotas for every launch."""
-    if code in ("VolumeLimitExceeded", "MaxIOPSLimitExceeded"):
-        return ("*", "*")
-    if code == "VcpuLimitExceeded":
-        return (candidate["market"], quota_class(candidate["instance_type"]) or candidate["instance_type"])
-    return (candidate["market"], "*")
-
-
-def in_scope(scope: tuple[str, str], candidate: dict) -> bool:
-    market, cls = scope
-    own = quota_class(candidate["instance_type"]) or candidate["instance_type"]
-    return market in ("*", candidate["market"]) and cls in ("*", own)
-
-
-def quota_text(region: str, code: str, candidate: dict) -> str:
-    """Which quota refused the candidate, and where to raise it."""
-    market, itype = candidate["market"], candidate["instance_type"]
-    if code in ("VolumeLimitExceeded", "MaxIOPSLimitExceeded"):
-        what = "EBS storage" if code == "VolumeLimitExceeded" else "EBS IOPS"
-        return (
-            f"the account's {what} quota in {region} is used up (every launch needs a volume): raise it at "
-            f"{quotas_url(region, service='ebs')} or delete volumes you no longer need"
-        )
-    known = QUOTAS.get((market, quota_class(itype) or ""))
-    if code in ("VcpuLimitExceeded", "MaxSpotInstanceCountExceeded") and known:
-        quota = f"the {market} vCPU quota {known[0]} ({known[1]}) in {region}"
-        url = quotas_url(region, known[0])
-    elif code == "InstanceLimitExceeded":
-        quota = f"the account's {market} instance limit for {itype} in {region}"
-        url = quotas_url(region)
-    else:
-        quota = f"the account's {market} quota for {itype} in {region}"
-        url = quotas_url(region)
-    return (
-        f"{quota} is used up; quotas are per region, so no other zone is tried for it. Raise it at {url} "
-        f"(Service Quotas, region {region}), stop other instances, or declare another market or instance type family"
-    )
 
 
 def box_tags(name: str, owner: dict, tags: dict) -> dict[str, str]:
@@ -534,58 +426,6 @@ def launch(ec2, region: str, box: dict, request: dict, gone: list[dict], run=Non
     )
 
 
-def _error(exc: Exception) -> tuple[str, str]:
-    """(code, message) of a botocore error; a connection problem has the code ''."""
-    if isinstance(exc, botocore.exceptions.ClientError):
-        err = exc.response.get("Error", {})
-        return str(err.get("Code", "")), str(err.get("Message", exc))
-    return "", str(exc)
-
-
-# A request that may or may not have reached EC2: repeating it with the same ClientToken is safe.
-def _connection_errors() -> tuple[type[Exception], ...]:
-    exc = botocore.exceptions
-    return (exc.EndpointConnectionError, exc.ConnectionClosedError, exc.ReadTimeoutError, exc.ConnectTimeoutError)
-
-
-def repeating(ec2, note, retries: int, delay: float, sleep=time.sleep):
-    """A run_instances that repeats a throttled request (or one that met a transient error or lost its connection)
-    up to `retries` times, pausing delay, 2*delay, 4*delay... (each with jitter, at most MAX_THROTTLE_PAUSE);
-    note(code, message, pause) is told of every request that is repeated. The last error passes through."""
-
-    def run(**params):
-        for attempt in range(retries + 1):
-            try:
-                return ec2.run_instances(**params)
-            except botocore.exceptions.ClientError as e:
-                code, message = _error(e)
-                if classify(code) != "throttled" or attempt == retries:
-                    raise
-            except _connection_errors() as e:
-                code, message = _error(e)
-                if attempt == retries:
-                    raise
-            pause = min(delay * 2**attempt, MAX_THROTTLE_PAUSE) * random.uniform(0.5, 1.0)  # jitter
-            note(code or "connection", message, pause)
-            if pause > 0:
-                sleep(pause)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    return run
-
-
-def _row(candidate: dict, outcome: str, code: str = "", message: str = "", advice: str = "") -> dict:
-    return {
-        "instance_type": candidate["instance_type"],
-        "zone": candidate.get("zone") or "",
-        "market": candidate["market"],
-        "outcome": outcome,
-        "code": code,
-        "message": message,
-        "advice": advice,
-    }
-
-
 def try_candidates(
     ec2, region: str, box: dict, candidates: list[dict], public_ip: dict[str, bool], gone: list[dict], sleep=time.sleep
 ) -> tuple[dict, str, int, list[dict]]:
@@ -598,7 +438,7 @@ def try_candidates(
         if refused_by is not None:
             first = attempts[refused_by]
             why = f"the quota that refused #{refused_by + 1} covers it"
-            attempts.append(_row(candidate, "skipped", first["code"], why))
+            attempts.append(attempt_row(candidate, "skipped", first["code"], why))
             continue
         placement = {
             "InstanceType": candidate["instance_type"],
@@ -615,19 +455,19 @@ def try_candidates(
         request = launch_request(one, public_ip[candidate["subnet_id"]])
 
         def note(code: str, message: str, pause: float, candidate=candidate) -> None:
-            attempts.append(_row(candidate, "throttled", code, f"{message} (repeated after {pause:.1f} s)"))
+            attempts.append(attempt_row(candidate, "throttled", code, f"{message} (repeated after {pause:.1f} s)"))
 
-        run = repeating(ec2, note, box["throttle_retries"], box["throttle_delay"], sleep)
+        run = repeating(ec2.run_instances, note, box["throttle_retries"], box["throttle_delay"], sleep)
         try:
             instance, token = launch(ec2, region, one, request, gone, run=run)
-        except (botocore.exceptions.ClientError, *_connection_errors()) as e:
-            code, message = _error(e)
+        except (botocore.exceptions.ClientError, *connection_errors()) as e:
+            code, message = error_of(e)
             kind = classify(code) if code else "throttled"
             if kind == "capacity":
-                attempts.append(_row(candidate, "capacity", code, message))
+                attempts.append(attempt_row(candidate, "capacity", code, message))
                 continue
             if kind == "quota":
-                attempts.append(_row(candidate, "quota", code, message, quota_text(region, code, candidate)))
+                attempts.append(attempt_row(candidate, "quota", code, message, quota_text(region, code, candidate)))
                 closed.append((quota_scope(code, candidate), len(attempts) - 1))
                 continue
             hint = f" ({HINTS[code]})" if code in HINTS else ""
@@ -636,23 +476,11 @@ def try_candidates(
                     f" (still refused after {box['throttle_retries']} repeats: EC2 throttles this account's requests "
                     f"or is unwell; run again in a few minutes)"
                 )
-            attempts.append(_row(candidate, "error", code, f"{message}{hint}"))
+            attempts.append(attempt_row(candidate, "error", code, f"{message}{hint}"))
             raise NoCandidateError(f"{code or 'connection error'}: {message}{hint}", attempts, "error") from e
-        attempts.append(_row(candidate, "launched"))
+        attempts.append(attempt_row(candidate, "launched"))
         return instance, token, index, attempts
     raise NoCandidateError("every candidate was refused", attempts, "exhausted")
-
-
-def attempt_table(attempts: list[dict]) -> list[str]:
-    """The attempts as aligned lines: #, type, zone, market, outcome (with EC2's code)."""
-    rows = [("#", "type", "zone", "market", "outcome")]
-    for n, a in enumerate(attempts, 1):
-        outcome = a["outcome"] + (f": {a['code']}" if a["code"] else "")
-        if a["outcome"] == "skipped":
-            outcome = f"not tried: {a['message']}"
-        rows.append((str(n), a["instance_type"], a["zone"], a["market"], outcome))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return ["  ".join([*(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)), r[4]]).rstrip() for r in rows]
 
 
 def next_steps(attempts: list[dict], markets: set[str], retry_minutes_set: bool) -> list[str]:
@@ -671,31 +499,6 @@ def next_steps(attempts: list[dict], markets: set[str], retry_minutes_set: bool)
     for advice in dict.fromkeys(a["advice"] for a in attempts if a["outcome"] == "quota"):
         steps.append(f"Quota: {advice}.")
     return steps
-
-
-def wait_running(ec2, instance_id: str, timeout: int, sleep=time.sleep, clock=time.monotonic) -> dict:
-    """Describe the instance until it runs; fail when it ends or the time is up."""
-    deadline = clock() + timeout
-    while True:
-        try:
-            found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-        except botocore.exceptions.ClientError as e:
-            # Right after RunInstances the instance may not be visible yet (eventual consistency).
-            if e.response.get("Error", {}).get("Code") != "InvalidInstanceID.NotFound":
-                raise
-            found = []
-        instance = found[0]["Instances"][0] if found and found[0].get("Instances") else None
-        if instance is not None:
-            state = instance["State"]["Name"]
-            if state == "running":
-                return instance
-            if state in GONE_STATES:
-                reason = instance.get("StateReason", {}).get("Message", "no reason given")
-                raise LaunchError(f"Instance {instance_id} is {state} instead of running: {reason}")
-        if clock() >= deadline:
-            now = instance["State"]["Name"] if instance else "not visible yet"
-            raise LaunchError(f"Instance {instance_id} is not running after {timeout} s (it is {now}).")
-        sleep(min(POLL_SECONDS, max(deadline - clock(), 0)))
 
 
 def summary(instance: dict) -> dict:

@@ -1,0 +1,225 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What gpubox's EC2 modules know about EC2's refusals, written once: which error codes mean capacity, a quota,
+throttling or something else, which quota an instance type counts against and where to raise it, repeating a
+throttled call, waiting for an instance to run, and the table of attempts a failure shows. Used by ec2_box_launch
+(RunInstances) and ec2_box_start (StartInstances), whose refusals are the same.
+(https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html)"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+
+with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
+    import botocore.exceptions
+
+GONE_STATES = ["shutting-down", "terminated"]
+POLL_SECONDS = 5
+# The longest pause between two repeats of a throttled request.
+MAX_THROTTLE_PAUSE = 20.0
+
+# Capacity: this type (or spot price) in this zone, right now. Another candidate may have it.
+CAPACITY = {
+    "InsufficientInstanceCapacity",  # on-demand; for spot: "There is no Spot capacity available ..."
+    "InsufficientHostCapacity",
+    "InsufficientReservedInstanceCapacity",
+    "InsufficientCapacityOnHost",
+    "InsufficientCapacity",
+    "UnfulfillableCapacity",
+    "Unsupported",  # the type (or an option of the request) is not offered in this zone
+    "SpotMaxPriceTooLow",  # spot costs more than the on-demand price (gpubox's maximum) in this zone
+    "InsufficientFreeAddressesInSubnet",  # this zone's subnet is full
+}
+# Quotas: per account and region. Another zone cannot help; another market or quota class may.
+QUOTA = {
+    "VcpuLimitExceeded",
+    "MaxSpotInstanceCountExceeded",
+    "InstanceLimitExceeded",
+    "VolumeLimitExceeded",
+    "MaxIOPSLimitExceeded",
+}
+# Not now: the same request again after a pause (botocore would have retried these itself).
+THROTTLING = {
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "EC2ThrottledException",
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "Unavailable",
+}
+
+# (market, quota class) -> (Service Quotas code, name), as Service Quotas shows them.
+QUOTAS = {
+    ("on-demand", "G"): ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    ("on-demand", "P"): ("L-417A185B", "Running On-Demand P instances"),
+    ("on-demand", "Standard"): ("L-1216C47A", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"),
+    ("spot", "G"): ("L-3819A6DF", "All G and VT Spot Instance Requests"),
+    ("spot", "P"): ("L-7212CCBC", "All P Spot Instance Requests"),
+    ("spot", "Standard"): ("L-34B43A08", "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests"),
+}
+
+
+class Ec2BoxError(Exception):
+    """A box operation that cannot go on; the message says why."""
+
+
+def classify(code: str) -> str:
+    """capacity, quota, throttled or error."""
+    if code in CAPACITY:
+        return "capacity"
+    if code in QUOTA:
+        return "quota"
+    if code in THROTTLING:
+        return "throttled"
+    return "error"
+
+
+def quota_class(instance_type: str) -> str | None:
+    """The vCPU quota an instance type counts against: G (G and VT), P, Standard, or None (F, X, Inf, DL, Trn...)."""
+    family = instance_type.split(".", 1)[0].lower()
+    if family.startswith(("g", "vt")):
+        return "G"
+    if family.startswith("p"):
+        return "P"
+    if family[:1] in set("acdhimrtz"):
+        return "Standard"
+    return None
+
+
+def quotas_url(region: str, code: str = "", service: str = "ec2") -> str:
+    page = f"https://{region}.console.aws.amazon.com/servicequotas/home/services/{service}/quotas"
+    return f"{page}/{code}" if code else page
+
+
+def quota_scope(code: str, candidate: dict) -> tuple[str, str]:
+    """(market, quota class) a quota refusal closes; '*' for all. A vCPU quota is per market and class, the spot
+    instance count per market, the EBS quotas for every launch."""
+    if code in ("VolumeLimitExceeded", "MaxIOPSLimitExceeded"):
+        return ("*", "*")
+    if code == "VcpuLimitExceeded":
+        return (candidate["market"], quota_class(candidate["instance_type"]) or candidate["instance_type"])
+    return (candidate["market"], "*")
+
+
+def in_scope(scope: tuple[str, str], candidate: dict) -> bool:
+    market, cls = scope
+    own = quota_class(candidate["instance_type"]) or candidate["instance_type"]
+    return market in ("*", candidate["market"]) and cls in ("*", own)
+
+
+def quota_text(region: str, code: str, candidate: dict) -> str:
+    """Which quota refused the candidate, and where to raise it."""
+    market, itype = candidate["market"], candidate["instance_type"]
+    if code in ("VolumeLimitExceeded", "MaxIOPSLimitExceeded"):
+        what = "EBS storage" if code == "VolumeLimitExceeded" else "EBS IOPS"
+        return (
+            f"the account's {what} quota in {region} is used up (every launch needs a volume): raise it at "
+            f"{quotas_url(region, service='ebs')} or delete volumes you no longer need"
+        )
+    known = QUOTAS.get((market, quota_class(itype) or ""))
+    if code in ("VcpuLimitExceeded", "MaxSpotInstanceCountExceeded") and known:
+        quota = f"the {market} vCPU quota {known[0]} ({known[1]}) in {region}"
+        url = quotas_url(region, known[0])
+    elif code == "InstanceLimitExceeded":
+        quota = f"the account's {market} instance limit for {itype} in {region}"
+        url = quotas_url(region)
+    else:
+        quota = f"the account's {market} quota for {itype} in {region}"
+        url = quotas_url(region)
+    return (
+        f"{quota} is used up; quotas are per region, so no other zone is tried for it. Raise it at {url} "
+        f"(Service Quotas, region {region}), stop other instances, or declare another market or instance type family"
+    )
+
+
+def error_of(exc: Exception) -> tuple[str, str]:
+    """(code, message) of a botocore error; a connection problem has the code ''."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        return str(err.get("Code", "")), str(err.get("Message", exc))
+    return "", str(exc)
+
+
+def connection_errors() -> tuple[type[Exception], ...]:
+    """A request that may or may not have reached EC2 (repeating it is safe where it is idempotent)."""
+    exc = botocore.exceptions
+    return (exc.EndpointConnectionError, exc.ConnectionClosedError, exc.ReadTimeoutError, exc.ConnectTimeoutError)
+
+
+def repeating(call, note, retries: int, delay: float, sleep=time.sleep):
+    """`call` that repeats a throttled request (or one that met a transient error or lost its connection) up to
+    `retries` times, pausing delay, 2*delay, 4*delay... (each with jitter, at most MAX_THROTTLE_PAUSE);
+    note(code, message, pause) is told of every request that is repeated. The last error passes through."""
+
+    def run(**params):
+        for attempt in range(retries + 1):
+            try:
+                return call(**params)
+            except botocore.exceptions.ClientError as e:
+                code, message = error_of(e)
+                if classify(code) != "throttled" or attempt == retries:
+                    raise
+            except connection_errors() as e:
+                code, message = error_of(e)
+                if attempt == retries:
+                    raise
+            pause = min(delay * 2**attempt, MAX_THROTTLE_PAUSE) * random.uniform(0.5, 1.0)  # jitter
+            note(code or "connection", message, pause)
+            if pause > 0:
+                sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return run
+
+
+def attempt_row(candidate: dict, outcome: str, code: str = "", message: str = "", advice: str = "") -> dict:
+    """One row of an attempt log: the candidate (type, zone, market) and what EC2 said."""
+    return {
+        "instance_type": candidate["instance_type"],
+        "zone": candidate.get("zone") or "",
+        "market": candidate["market"],
+        "outcome": outcome,
+        "code": code,
+        "message": message,
+        "advice": advice,
+    }
+
+
+def attempt_table(attempts: list[dict]) -> list[str]:
+    """The attempts as aligned lines: #, type, zone, market, outcome (with EC2's code)."""
+    rows = [("#", "type", "zone", "market", "outcome")]
+    for n, a in enumerate(attempts, 1):
+        outcome = a["outcome"] + (f": {a['code']}" if a["code"] else "")
+        if a["outcome"] == "skipped":
+            outcome = f"not tried: {a['message']}"
+        rows.append((str(n), a["instance_type"], a["zone"], a["market"], outcome))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return ["  ".join([*(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)), r[4]]).rstrip() for r in rows]
+
+
+def wait_running(ec2, instance_id: str, timeout: int, sleep=time.sleep, clock=time.monotonic) -> dict:
+    """Describe the instance until it runs; fail when it ends or the time is up."""
+    deadline = clock() + timeout
+    while True:
+        try:
+            found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        except botocore.exceptions.ClientError as e:
+            # Right after RunInstances the instance may not be visible yet (eventual consistency).
+            if e.response.get("Error", {}).get("Code") != "InvalidInstanceID.NotFound":
+                raise
+            found = []
+        instance = found[0]["Instances"][0] if found and found[0].get("Instances") else None
+        if instance is not None:
+            state = instance["State"]["Name"]
+            if state == "running":
+                return instance
+            if state in GONE_STATES:
+                reason = instance.get("StateReason", {}).get("Message", "no reason given")
+                raise Ec2BoxError(f"Instance {instance_id} is {state} instead of running: {reason}")
+        if clock() >= deadline:
+            now = instance["State"]["Name"] if instance else "not visible yet"
+            raise Ec2BoxError(f"Instance {instance_id} is not running after {timeout} s (it is {now}).")
+        sleep(min(POLL_SECONDS, max(deadline - clock(), 0)))
