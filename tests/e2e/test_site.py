@@ -6,6 +6,7 @@ through a spot interruption, terminate. The tests run in order; each builds on t
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -19,10 +20,12 @@ import pytest
 
 from tests.conftest import ROOT, TEST_SETTINGS, changed_count, png_size, run_ansible
 from tests.ground.ec2api import EC2Api, api_client
+from tests.ground.ec2faults import FaultProxy
 from tests.ground.hosts import podman
 from tests.ground.imds import utc_stamp
 from tests.ground.net import free_port
 from tests.ground.rehearsal import Rehearsal
+from tests.ground.twin import type_limits
 
 # The box these tests declare for their rehearsal (not the project's: a user may declare other boxes), over the
 # tests' own settings (tests/settings/), so your settings never change what the rehearsal does here.
@@ -205,6 +208,28 @@ def test_stop_start_and_the_ssh_config_follows(rehearsal):
     after = rehearsal.instance(BOX)["PublicIpAddress"]
     assert after != before and host_name(rehearsal) == after  # a new address, and the ssh config follows it
     assert ssh(rehearsal, BOX, "hostname").stdout.strip() == rehearsal.instance(BOX)["InstanceId"]
+    proc = run(rehearsal, "playbooks/configure.yml")
+    assert changed_count(proc.stdout) == 0, proc.stdout.split("PLAY RECAP")[-1]
+
+
+def test_a_start_in_a_zone_out_of_the_boxs_type_takes_its_next_declared_type(rehearsal):
+    """start.yml through the fault proxy: the twin's zone has no g4dn.xlarge, so the stopped box's type is changed to
+    the next one it declares, and the container starts with that type's limits."""
+    declared = json.dumps({"gpubox_boxes": [{"name": BOX, "instance_type": ["g4dn.xlarge", "g4dn.2xlarge"]}]})
+    run(rehearsal, "playbooks/stop.yml")
+    with FaultProxy(rehearsal.state()["endpoint"]) as proxy:
+        proxy.add_rule("StartInstances", "InsufficientInstanceCapacity", instance_type="g4dn.xlarge")
+        cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(ROOT / "playbooks" / "start.yml"), "-e", declared]
+        env = {**os.environ, **rehearsal.env(), **proxy.env}
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-5000:]
+        assert proxy.outcomes("StartInstances") == ["InsufficientInstanceCapacity", "passed"]
+    assert "started as a g4dn.2xlarge" in proc.stdout
+    instance = rehearsal.instance(BOX)
+    assert instance["InstanceType"] == "g4dn.2xlarge" and instance["State"]["Name"] == "running"
+    limit = podman("exec", rehearsal.container(BOX), "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes").stdout
+    assert int(limit) == type_limits("g4dn.2xlarge")[1] * 2**20  # the box is the bigger type now
+    assert ssh(rehearsal, BOX, "true").returncode == 0
     proc = run(rehearsal, "playbooks/configure.yml")
     assert changed_count(proc.stdout) == 0, proc.stdout.split("PLAY RECAP")[-1]
 

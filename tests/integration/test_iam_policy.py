@@ -29,6 +29,7 @@ LIFECYCLE = {
     "tests/integration/test_failover.py",
     "tests/integration/test_key_identity.py",
     "tests/integration/test_costs.py",
+    "tests/integration/test_start.py",
     "tests/e2e/test_site.py",
 }
 
@@ -38,6 +39,8 @@ TAG_KEYS = {"ManagedBy", "Project", "Name", "SshUser", "SourceBox"}
 # What a launch also sets on the instance (roles/ec2_launch): the box's autostop settings and the candidate it was
 # launched as. Only RunInstances (and its CreateTags) may set them.
 INSTANCE_TAG_KEYS = {"Autostop", "MaxHours", "InstanceType", "Zone", "Market"}
+# Of those, what follows a box after its launch (start.yml changes a stopped box's type), on its own instance only.
+RETAG_KEYS = {"InstanceType"}
 # A mutating statement must tie what it allows to gpubox's tags: through the tags on the resource, the tags in the
 # request, or (CreateTags) the create call the tags come with.
 OWNERSHIP_KEYS = {"aws:ResourceTag/ManagedBy", "aws:RequestTag/ManagedBy", "ec2:CreateAction"}
@@ -47,6 +50,7 @@ TAG_BOUND = {
     "ec2:CancelSpotInstanceRequests",
     "ec2:DeleteSnapshot",
     "ec2:DeregisterImage",
+    "ec2:ModifyInstanceAttribute",
     "ec2:RevokeSecurityGroupIngress",
     "ec2:StartInstances",
     "ec2:StopInstances",
@@ -117,7 +121,13 @@ def test_policy_is_a_least_privilege_iam_document():
             if action in TAG_BOUND:
                 assert condition(statement, "StringEquals", "aws:ResourceTag/ManagedBy") == OWNER, f"{sid}: {action}"
                 assert condition(statement, "Null", "aws:ResourceTag/Project") == "false", f"{sid}: {action}"
-            if action == "ec2:CreateTags" and not condition(statement, "StringEquals", "ec2:CreateAction"):
+            if action == "ec2:CreateTags" and types == {"instance"} and not keys & {"ec2:CreateAction"}:
+                # Tags after a launch: only the keys that follow the box, only on the project's own instance.
+                tag_keys = condition(statement, "ForAllValues:StringEquals", "aws:TagKeys")
+                assert tag_keys and set(tag_keys) <= RETAG_KEYS, f"{sid}: retags {tag_keys}"
+                assert condition(statement, "StringEquals", "aws:ResourceTag/ManagedBy") == OWNER, sid
+                assert condition(statement, "Null", "aws:ResourceTag/Project") == "false", sid
+            elif action == "ec2:CreateTags" and not condition(statement, "StringEquals", "ec2:CreateAction"):
                 # Tags after creation: only gpubox's tags, only on images and snapshots (an image is tagged after
                 # CreateImage), never on a resource another tool manages.
                 assert types <= {"image", "snapshot"}, f"{sid}: CreateTags outside a create call on {types}"

@@ -1,0 +1,222 @@
+"""Start when the zone is out of GPUs: start.yml classifies StartInstances refusals as a launch does (capacity, quota,
+throttling, other). A stopped box cannot leave its zone, so on a capacity refusal it tries the box's other declared
+instance types there (each checked first: offered in the zone, same architecture, a GPU), changing the stopped
+instance's type; with gpubox_launch_retry_minutes it goes over them again; when nothing starts, the box keeps its type
+and the failure shows every attempt and what to try next.
+
+One ordered story against a local EC2 API of its own behind the fault proxy (tests/ground/ec2faults.py), which
+refuses StartInstances for an instance's type, zone and market exactly as EC2 does and never forwards a refused
+request. What the playbooks asked for is read from the proxy's log, what came of it from the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, load_module
+from tests.ground.ec2api import api_client
+from tests.ground.ec2faults import FaultProxy
+from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, tags
+
+PROJECT = "pytest-start"
+ICE = "InsufficientInstanceCapacity"
+ZONE = "us-west-2a"
+LIVE = ["pending", "running", "stopping", "stopped"]
+# The declaration: three GPU types (all offered in us-west-2a), in order of preference.
+TYPES = ["g4dn.xlarge", "g5.xlarge", "g6.xlarge"]
+BOXES = [
+    {"name": "day", "instance_type": TYPES, "zones": [ZONE]},
+    {"name": "night", "instance_type": "g4dn.2xlarge", "zones": [ZONE], "market": "spot"},
+]
+FAST = {"ec2_power_throttle_delay": 0.05}
+
+starter = load_module(ROOT / "roles/ec2_power/library/ec2_box_start.py")
+
+
+@pytest.fixture(scope="module")
+def proxy(api):
+    with FaultProxy(api.endpoint) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def ec2m(api):
+    return api_client("ec2", api.endpoint)
+
+
+@pytest.fixture(scope="module")
+def story(proxy, tmp_path_factory):
+    env = home_env(proxy.env, tmp_path_factory.mktemp("start") / "home")
+    run = playbook("provision", env, extra=settings())
+    assert run.rc == 0, run.output[-4000:]
+    return {"env": env}
+
+
+def settings(boxes: list[dict] | None = None, **more) -> dict:
+    return {"gpubox_project": PROJECT, "gpubox_ssh_cidr": SSH_CIDR, "gpubox_boxes": boxes or BOXES, **FAST, **more}
+
+
+def box(ec2, name: str) -> dict:
+    found = instances(ec2, ("tag:Name", [name]), ("tag:Project", [PROJECT]), ("instance-state-name", LIVE))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def starts(proxy) -> list[tuple[str, str, str, str]]:
+    """(type, zone, market, outcome) of every StartInstances request the proxy saw, in order."""
+    return [
+        (e["instance_type"], e["zone"], e["market"], e["outcome"])
+        for e in proxy.requests
+        if e["action"] == "StartInstances"
+    ]
+
+
+def stopped(story, proxy, ec2m, *names: str) -> None:
+    """The boxes stopped (and the proxy's rules and log empty)."""
+    only = ["-e", f"gpubox_only={','.join(names)}"]
+    run = playbook("stop", story["env"], *only, extra=settings())
+    assert run.rc == 0, run.output[-3000:]
+    assert {box(ec2m, n)["State"]["Name"] for n in names} == {"stopped"}
+    proxy.clear()
+
+
+def start(story, *names: str, **more):
+    return playbook("start", story["env"], "-e", f"gpubox_only={','.join(names)}", extra=settings(**more))
+
+
+def printed(run, task: str) -> list[str]:
+    for name, result in run.tasks():
+        if name.endswith(task):
+            return result.get("msg") or []
+    return []
+
+
+def test_a_box_whose_zone_has_no_capacity_for_its_type_starts_as_its_next_declared_type(story, proxy, ec2m):
+    stopped(story, proxy, ec2m, "day")
+    assert box(ec2m, "day")["InstanceType"] == "g4dn.xlarge"
+    proxy.add_rule("StartInstances", ICE, instance_type="g4dn.xlarge", zone=ZONE)
+    run = start(story, "day")
+    assert run.rc == 0, run.output[-4000:]
+    # one request per refusal (botocore's own retries would have made three), then the next type there
+    assert starts(proxy) == [("g4dn.xlarge", ZONE, "on-demand", ICE), ("g5.xlarge", ZONE, "on-demand", "passed")]
+    day = box(ec2m, "day")
+    assert (day["State"]["Name"], day["InstanceType"], day["Placement"]["AvailabilityZone"]) == (
+        "running",
+        "g5.xlarge",
+        ZONE,
+    )
+    assert tags(day)["InstanceType"] == "g5.xlarge"  # the tag follows the type
+    (note,) = printed(run, "Say which boxes started in another instance type")
+    assert "Box 'day' started as a g5.xlarge: its zone us-west-2a had no capacity for its g4dn.xlarge" in note
+    assert "capacity: InsufficientInstanceCapacity" in note and "started" in note
+    entries = Path(story["env"]["HOME"]) / ".ssh" / "gpubox" / f"{PROJECT}.conf"
+    assert f"HostName {day['PublicIpAddress']}" in entries.read_text()  # the ssh config follows the new address
+
+
+def test_when_no_type_starts_the_box_keeps_its_type_and_the_failure_says_what_was_tried(story, proxy, ec2m):
+    stopped(story, proxy, ec2m, "day")
+    before = box(ec2m, "day")["InstanceType"]
+    proxy.add_rule("StartInstances", ICE, zone=ZONE)
+    run = start(story, "day")
+    assert run.rc != 0
+    assert [s[0] for s in starts(proxy)] == ["g5.xlarge", "g4dn.xlarge", "g6.xlarge"]  # its own type first
+    message = run.failure()
+    assert f"Box day ({box(ec2m, 'day')['InstanceId']}) could not be started in {ZONE} (3 requests" in message
+    assert f"it is stopped, as before, as a {before}" in message
+    for itype in ("g5.xlarge", "g4dn.xlarge", "g6.xlarge"):
+        assert f"{itype}" in message
+    assert message.count("capacity: InsufficientInstanceCapacity") == 3
+    assert "gpubox_launch_retry_minutes=30" in message and "cannot move to another zone" in message
+    day = box(ec2m, "day")
+    assert (day["State"]["Name"], day["InstanceType"], tags(day)["InstanceType"]) == ("stopped", before, before)
+
+
+def test_with_retry_minutes_the_types_are_tried_again_until_one_starts(story, proxy, ec2m):
+    proxy.clear()
+    proxy.add_rule("StartInstances", ICE, zone=ZONE, times=4)  # round 1: all three; round 2: the first
+    run = start(story, "day", gpubox_launch_retry_minutes=1, ec2_power_retry_pause=1)
+    assert run.rc == 0, run.output[-4000:]
+    assert [s[3] for s in starts(proxy)] == [ICE, ICE, ICE, ICE, "passed"]
+    assert [s[0] for s in starts(proxy)] == ["g5.xlarge", "g4dn.xlarge", "g6.xlarge", "g5.xlarge", "g4dn.xlarge"]
+    assert box(ec2m, "day")["State"]["Name"] == "running"
+
+
+def test_a_quota_skips_the_types_it_covers_and_is_named(story, proxy, ec2m):
+    stopped(story, proxy, ec2m, "day")
+    proxy.add_rule("StartInstances", ICE, zone=ZONE, instance_type=box(ec2m, "day")["InstanceType"])
+    proxy.add_rule("StartInstances", "VcpuLimitExceeded", zone=ZONE)
+    run = start(story, "day")
+    assert run.rc != 0
+    assert [s[3] for s in starts(proxy)] == [ICE, "VcpuLimitExceeded"]  # the third type is G too: not tried
+    message = run.failure()
+    assert "not tried: the quota that refused #2 covers it" in message
+    assert "L-DB2E81BA" in message and "Running On-Demand G and VT instances" in message
+
+
+def test_declared_types_the_box_cannot_take_are_skipped_with_the_reason(story, proxy, ec2m):
+    proxy.clear()
+    proxy.add_rule("StartInstances", ICE, zone=ZONE)
+    declared = [box(ec2m, "day")["InstanceType"], "p3dn.24xlarge", "g5g.xlarge", "t3.medium", "g6.xlarge"]
+    run = start(story, "day", gpubox_boxes=[{**BOXES[0], "instance_type": declared}, BOXES[1]])
+    assert run.rc != 0
+    message = run.failure()
+    assert "p3dn.24xlarge" in message and f"not tried: not offered in {ZONE}" in message
+    assert "g5g.xlarge" in message and "not tried: not x86_64, the architecture of the box's image" in message
+    assert "t3.medium" in message and "not tried: no GPU" in message
+    assert [s[0] for s in starts(proxy)] == [declared[0], "g6.xlarge"]  # only the types it can take were asked
+
+
+def test_a_spot_box_is_started_again_in_its_own_type_only(story, proxy, ec2m):
+    stopped(story, proxy, ec2m, "night")
+    message = "There is no Spot capacity available that matches your request."
+    proxy.add_rule("StartInstances", ICE, market="spot", message=message)
+    run = start(story, "night", gpubox_boxes=[BOXES[0], {**BOXES[1], "instance_type": ["g4dn.2xlarge", "g5.2xlarge"]}])
+    assert run.rc != 0
+    assert starts(proxy) == [("g4dn.2xlarge", ZONE, "spot", ICE)]
+    failure = run.failure()
+    assert "g5.2xlarge" in failure and "not tried: a spot box's type cannot change" in failure
+    assert box(ec2m, "night")["InstanceType"] == "g4dn.2xlarge"
+    proxy.clear()
+    assert start(story, "night").rc == 0
+    assert box(ec2m, "night")["State"]["Name"] == "running"
+
+
+def test_a_throttled_start_is_repeated_and_nothing_else_is_tried(story, proxy, ec2m):
+    stopped(story, proxy, ec2m, "day")
+    itype = box(ec2m, "day")["InstanceType"]
+    proxy.add_rule("StartInstances", "RequestLimitExceeded", times=2)
+    run = start(story, "day")
+    assert run.rc == 0, run.output[-4000:]
+    assert [s[3] for s in starts(proxy)] == ["RequestLimitExceeded", "RequestLimitExceeded", "passed"]
+    assert box(ec2m, "day")["InstanceType"] == itype
+
+
+def test_any_other_refusal_stops_at_once_with_awss_message(story, proxy, ec2m):
+    stopped(story, proxy, ec2m, "day")
+    proxy.add_rule(
+        "StartInstances", "UnauthorizedOperation", message="You are not authorized to perform this operation."
+    )
+    run = start(story, "day")
+    assert run.rc != 0
+    assert len(starts(proxy)) == 1
+    assert "UnauthorizedOperation: You are not authorized to perform this operation." in run.failure()
+
+
+def test_check_mode_and_bad_settings_start_nothing(story, proxy, ec2m):
+    proxy.clear()
+    assert box(ec2m, "day")["State"]["Name"] == "stopped"
+    run = playbook("start", story["env"], "--check", "-e", "gpubox_only=day", extra=settings())
+    assert run.rc == 0 and starts(proxy) == []
+    run = start(story, "day", gpubox_launch_retry_minutes="soon")
+    assert run.rc != 0 and 'gpubox_launch_retry_minutes is "soon"' in run.failure()
+    assert starts(proxy) == [] and box(ec2m, "day")["State"]["Name"] == "stopped"
+    assert start(story, "day").rc == 0
+
+
+def test_the_module_documents_itself():
+    import yaml
+
+    doc = yaml.safe_load(starter.DOCUMENTATION)
+    assert set(doc["options"]) - {"region"} >= set(starter.ARGUMENT_SPEC)
+    assert yaml.safe_load(starter.EXAMPLES) and yaml.safe_load(starter.RETURN)
