@@ -223,3 +223,112 @@ def wait_running(ec2, instance_id: str, timeout: int, sleep=time.sleep, clock=ti
             now = instance["State"]["Name"] if instance else "not visible yet"
             raise Ec2BoxError(f"Instance {instance_id} is not running after {timeout} s (it is {now}).")
         sleep(min(POLL_SECONDS, max(deadline - clock(), 0)))
+
+
+def describe(ec2, instance_id: str) -> dict:
+    return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+
+
+def usable_types(ec2, instance: dict, wanted: list[str]) -> dict[str, str]:
+    """Why each of the types a stopped box might take cannot be tried ('' when it can): offered in its zone, of its
+    architecture, with a GPU when its type has one."""
+    zone = instance["Placement"]["AvailabilityZone"]
+    current = instance["InstanceType"]
+    names = list(dict.fromkeys([current, *wanted]))
+    offered = {
+        o["InstanceType"]
+        for page in ec2.get_paginator("describe_instance_type_offerings").paginate(
+            LocationType="availability-zone",
+            Filters=[{"Name": "location", "Values": [zone]}, {"Name": "instance-type", "Values": names}],
+        )
+        for o in page["InstanceTypeOfferings"]
+    }
+    info = {}
+    with contextlib.suppress(botocore.exceptions.ClientError):  # an unknown name is reported as not offered
+        for page in ec2.get_paginator("describe_instance_types").paginate(
+            InstanceTypes=[n for n in names if n in offered]
+        ):
+            info.update({t["InstanceType"]: t for t in page["InstanceTypes"]})
+    arch = instance.get("Architecture") or "x86_64"
+    has_gpu = bool(info.get(current, {}).get("GpuInfo", {}).get("Gpus"))
+    why = {}
+    for name in wanted:
+        if name == current:
+            why[name] = ""
+        elif name not in offered or name not in info:
+            why[name] = f"not offered in {zone}"
+        elif arch not in info[name].get("ProcessorInfo", {}).get("SupportedArchitectures", []):
+            why[name] = f"not {arch}, the architecture of the box's image"
+        elif has_gpu and not info[name].get("GpuInfo", {}).get("Gpus"):
+            why[name] = "no GPU"
+        else:
+            why[name] = ""
+    return why
+
+
+def start_as(ec2, starter, instance: dict, order: list[str], region: str, params: dict, sleep=time.sleep):
+    """Start a stopped instance as the first type of `order` that EC2 starts, in its zone: (the type it started as
+    or None, the attempts, an error message when a refusal that is neither capacity nor quota stopped it).
+
+    A type other than the instance's is checked first (usable_types: a row `skipped` with the reason otherwise) and
+    set while the instance is stopped; a spot instance keeps its type. Capacity moves on to the next type, a quota
+    skips the later types it covers, throttling is repeated (params: throttle_retries, throttle_delay). When nothing
+    started, the instance gets its own type back. Once started, its InstanceType tag follows the type and it is
+    waited for (params: wait_timeout). `starter` is a client whose StartInstances botocore does not retry."""
+    instance_id, original = instance["InstanceId"], instance["InstanceType"]
+    zone = instance["Placement"]["AvailabilityZone"]
+    market = "spot" if instance.get("InstanceLifecycle") == "spot" else "on-demand"
+    attempts: list[dict] = []
+    why_not: dict[str, str] | None = None
+    closed: list[tuple[tuple[str, str], int]] = []
+    current, started, error = original, None, ""
+    for itype in order:
+        candidate = {"instance_type": itype, "zone": zone, "market": market}
+        if itype != original and market == "spot":
+            attempts.append(attempt_row(candidate, "skipped", "", "a spot box's type cannot change"))
+            continue
+        if itype != original and why_not is None:
+            why_not = usable_types(ec2, instance, order)
+        if why_not and why_not.get(itype):
+            attempts.append(attempt_row(candidate, "skipped", "", why_not[itype]))
+            continue
+        refused_by = next((row for scope, row in closed if in_scope(scope, candidate)), None)
+        if refused_by is not None:
+            why = f"the quota that refused #{refused_by + 1} covers it"
+            attempts.append(attempt_row(candidate, "skipped", "", why))
+            continue
+        if itype != current:
+            ec2.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": itype})
+            current = itype
+
+        def note(code: str, message: str, wait: float, candidate=candidate) -> None:
+            attempts.append(attempt_row(candidate, "throttled", code, f"{message} (repeated after {wait:.1f} s)"))
+
+        try:
+            repeating(starter.start_instances, note, params["throttle_retries"], params["throttle_delay"], sleep)(
+                InstanceIds=[instance_id]
+            )
+        except (botocore.exceptions.ClientError, *connection_errors()) as e:
+            code, message = error_of(e)
+            kind = classify(code) if code else "throttled"
+            if kind == "capacity":
+                attempts.append(attempt_row(candidate, "capacity", code, message))
+                continue
+            if kind == "quota":
+                attempts.append(attempt_row(candidate, "quota", code, message, quota_text(region, code, candidate)))
+                closed.append((quota_scope(code, candidate), len(attempts) - 1))
+                continue
+            attempts.append(attempt_row(candidate, "error", code, message))
+            error = f"{code or 'connection error'}: {message}"
+            break
+        attempts.append(attempt_row(candidate, "started"))
+        started = itype
+        break
+    if started is None:
+        if current != original:  # nothing started: the instance keeps its type
+            ec2.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": original})
+        return None, attempts, error
+    wait_running(ec2, instance_id, params["wait_timeout"], sleep)
+    if started != original:
+        ec2.create_tags(Resources=[instance_id], Tags=[{"Key": "InstanceType", "Value": started}])
+    return started, attempts, ""

@@ -106,15 +106,9 @@ import time  # noqa: E402
 
 from ansible.module_utils.gpubox_ec2 import (  # noqa: E402 - the project's module_utils (ansible.cfg)
     Ec2BoxError,
-    attempt_row,
     attempt_table,
-    classify,
-    connection_errors,
-    error_of,
-    in_scope,
-    quota_scope,
-    quota_text,
-    repeating,
+    describe,
+    start_as,
     wait_running,
 )
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
@@ -126,10 +120,6 @@ with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing bot
 ONE_ATTEMPT = {"retries": {"mode": "standard", "total_max_attempts": 1}}
 
 
-def describe(ec2, instance_id: str) -> dict:
-    return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
-
-
 def wait_stopped(ec2, instance_id: str, timeout: int, sleep=time.sleep, clock=time.monotonic) -> dict:
     """A stopping box, once stopped (it can only be started then)."""
     deadline = clock() + timeout
@@ -138,43 +128,6 @@ def wait_stopped(ec2, instance_id: str, timeout: int, sleep=time.sleep, clock=ti
             raise Ec2BoxError(f"Instance {instance_id} is still stopping after {timeout} s.")
         sleep(5)
     return instance
-
-
-def usable_types(ec2, instance: dict, wanted: list[str]) -> dict[str, str]:
-    """Why each of the types a stopped box might take cannot be tried ('' when it can): offered in its zone, of its
-    architecture, with a GPU when its type has one."""
-    zone = instance["Placement"]["AvailabilityZone"]
-    current = instance["InstanceType"]
-    names = list(dict.fromkeys([current, *wanted]))
-    offered = {
-        o["InstanceType"]
-        for page in ec2.get_paginator("describe_instance_type_offerings").paginate(
-            LocationType="availability-zone",
-            Filters=[{"Name": "location", "Values": [zone]}, {"Name": "instance-type", "Values": names}],
-        )
-        for o in page["InstanceTypeOfferings"]
-    }
-    info = {}
-    with contextlib.suppress(botocore.exceptions.ClientError):  # an unknown name is reported as not offered
-        for page in ec2.get_paginator("describe_instance_types").paginate(
-            InstanceTypes=[n for n in names if n in offered]
-        ):
-            info.update({t["InstanceType"]: t for t in page["InstanceTypes"]})
-    arch = instance.get("Architecture") or "x86_64"
-    has_gpu = bool(info.get(current, {}).get("GpuInfo", {}).get("Gpus"))
-    why = {}
-    for name in wanted:
-        if name == current:
-            why[name] = ""
-        elif name not in offered or name not in info:
-            why[name] = f"not offered in {zone}"
-        elif arch not in info[name].get("ProcessorInfo", {}).get("SupportedArchitectures", []):
-            why[name] = f"not {arch}, the architecture of the box's image"
-        elif has_gpu and not info[name].get("GpuInfo", {}).get("Gpus"):
-            why[name] = "no GPU"
-        else:
-            why[name] = ""
-    return why
 
 
 def start_box(module, ec2, starter, box: dict, sleep=time.sleep, clock=time.time) -> dict:
@@ -200,75 +153,21 @@ def start_box(module, ec2, starter, box: dict, sleep=time.sleep, clock=time.time
     declared = [t for t in box.get("instance_types") or [] if t]
     order = list(dict.fromkeys([original, *declared]))
     result["zone"] = zone
-    attempts: list[dict] = []
-    why_not: dict[str, str] | None = None
-    current = original
-
-    def finish(started_as: str | None, failure: str = "", retry: bool = False) -> dict:
-        nonlocal current
-        if started_as is None and current != original:  # nothing started: the box keeps its type
-            ec2.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": original})
-            current = original
-        out = {**result, "attempt_log": attempts, "table": attempt_table(attempts), "instance_type": current}
-        if started_as is not None:
-            out["started"] = True
-            if started_as != original:
-                out["previous_type"] = original
-                out["note"] = (
-                    f"Box '{name}' started as a {started_as}: its zone {zone} had no capacity for its {original} "
-                    f"(the instance's type and its InstanceType tag are now {started_as}):\n"
-                    + "\n".join(f"  {line}" for line in attempt_table(attempts))
-                )
-            return out
-        return {**out, "failed": True, "msg": failure, "retry": retry}
-
-    closed: list[tuple[tuple[str, str], int]] = []
-    for itype in order:
-        candidate = {"instance_type": itype, "zone": zone, "market": market}
-        if itype != original and market == "spot":
-            attempts.append(attempt_row(candidate, "skipped", "", "a spot box's type cannot change"))
-            continue
-        if itype != original and why_not is None:
-            why_not = usable_types(ec2, instance, order)
-        if why_not and why_not.get(itype):
-            attempts.append(attempt_row(candidate, "skipped", "", why_not[itype]))
-            continue
-        refused_by = next((row for scope, row in closed if in_scope(scope, candidate)), None)
-        if refused_by is not None:
-            attempts.append(
-                attempt_row(candidate, "skipped", "", f"the quota that refused #{refused_by + 1} covers it")
+    params = {k: module.params[k] for k in ("throttle_retries", "throttle_delay", "wait_timeout")}
+    started_as, attempts, error = start_as(ec2, starter, instance, order, module.region, params, sleep)
+    out = {**result, "attempt_log": attempts, "table": attempt_table(attempts), "instance_type": original}
+    if started_as is not None:
+        out |= {"started": True, "instance_type": started_as}
+        if started_as != original:
+            out["previous_type"] = original
+            out["note"] = (
+                f"Box '{name}' started as a {started_as}: its zone {zone} had no capacity for its {original} "
+                f"(the instance's type and its InstanceType tag are now {started_as}):\n"
+                + "\n".join(f"  {line}" for line in attempt_table(attempts))
             )
-            continue
-        if itype != current:
-            ec2.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": itype})
-            current = itype
-
-        def note(code: str, message: str, wait: float, candidate=candidate) -> None:
-            attempts.append(attempt_row(candidate, "throttled", code, f"{message} (repeated after {wait:.1f} s)"))
-
-        retries, delay = module.params["throttle_retries"], module.params["throttle_delay"]
-        try:
-            repeating(starter.start_instances, note, retries, delay, sleep)(InstanceIds=[instance_id])
-        except (botocore.exceptions.ClientError, *connection_errors()) as e:
-            code, message = error_of(e)
-            kind = classify(code) if code else "throttled"
-            if kind == "capacity":
-                attempts.append(attempt_row(candidate, "capacity", code, message))
-                continue
-            if kind == "quota":
-                advice = quota_text(module.region, code, candidate)
-                attempts.append(attempt_row(candidate, "quota", code, message, advice))
-                closed.append((quota_scope(code, candidate), len(attempts) - 1))
-                continue
-            attempts.append(attempt_row(candidate, "error", code, message))
-            why = f"{code or 'connection error'}: {message}"
-            return finish(None, f"Box {name} ({instance_id}) could not be started: {why}")
-        attempts.append(attempt_row(candidate, "started"))
-        wait_running(ec2, instance_id, module.params["wait_timeout"], sleep)
-        if itype != original:
-            ec2.create_tags(Resources=[instance_id], Tags=[{"Key": "InstanceType", "Value": itype}])
-        return finish(itype)
-
+        return out
+    if error:
+        return {**out, "failed": True, "msg": f"Box {name} ({instance_id}) could not be started: {error}"}
     capacity = any(a["outcome"] == "capacity" for a in attempts)
     retry = capacity and clock() < module.params["retry_until"]
     requests = sum(a["outcome"] != "skipped" for a in attempts)
@@ -279,7 +178,7 @@ def start_box(module, ec2, starter, box: dict, sleep=time.sleep, clock=time.time
     steps = next_steps(attempts, market, module)
     if retry:
         steps.insert(0, "Next: trying again until gpubox_launch_retry_minutes is up.")
-    return finish(None, "\n".join([head, *attempt_table(attempts), *steps]), retry)
+    return {**out, "failed": True, "msg": "\n".join([head, *attempt_table(attempts), *steps]), "retry": retry}
 
 
 def next_steps(attempts: list[dict], market: str, module) -> list[str]:
