@@ -30,6 +30,7 @@ LIFECYCLE = {
     "tests/integration/test_key_identity.py",
     "tests/integration/test_costs.py",
     "tests/integration/test_start.py",
+    "tests/integration/test_update.py",
     "tests/e2e/test_site.py",
 }
 
@@ -38,9 +39,10 @@ OWNER = "gpubox"
 TAG_KEYS = {"ManagedBy", "Project", "Name", "SshUser", "SourceBox"}
 # What a launch also sets on the instance (roles/ec2_launch): the box's autostop settings and the candidate it was
 # launched as. Only RunInstances (and its CreateTags) may set them.
-INSTANCE_TAG_KEYS = {"Autostop", "MaxHours", "InstanceType", "Zone", "Market"}
-# Of those, what follows a box after its launch (start.yml changes a stopped box's type), on its own instance only.
-RETAG_KEYS = {"InstanceType"}
+INSTANCE_TAG_KEYS = {"Autostop", "MaxHours", "InstanceType", "Zone", "Market", "Image"}
+# Of those, what follows a box after its launch (its autostop settings, the type start.yml or the plan change), on
+# its own instance only.
+RETAG_KEYS = {"Autostop", "InstanceType", "MaxHours"}
 # A mutating statement must tie what it allows to gpubox's tags: through the tags on the resource, the tags in the
 # request, or (CreateTags) the create call the tags come with.
 OWNERSHIP_KEYS = {"aws:ResourceTag/ManagedBy", "aws:RequestTag/ManagedBy", "ec2:CreateAction"}
@@ -51,6 +53,7 @@ TAG_BOUND = {
     "ec2:DeleteSnapshot",
     "ec2:DeregisterImage",
     "ec2:ModifyInstanceAttribute",
+    "ec2:ModifyVolume",
     "ec2:RevokeSecurityGroupIngress",
     "ec2:StartInstances",
     "ec2:StopInstances",

@@ -111,6 +111,7 @@ def test_list_prints_an_aligned_table_and_no_warning(boxes):
         "GPUS",
         "STATE",
         "MARKET",
+        "AUTOSTOP",
         "PUBLIC IP / DNS",
         "LAUNCHED (UTC)",
         "$/H ON-DEMAND",
@@ -121,8 +122,10 @@ def test_list_prints_an_aligned_table_and_no_warning(boxes):
         # every cell starts exactly under its title, after a gap of at least two spaces
         for start in starts[1:]:
             assert row[start - 2 : start] == "  " and row[start] != " ", f"misaligned at {start}:\n{table}"
-        name, instance_id, instance_type, gpus, state, market, address, launched, price = cells(row, starts)
+        name, instance_id, instance_type, gpus, state, market, autostop, address, launched, price = cells(row, starts)
         instance = found[instance_id]
+        idle = next((t["Value"] for t in instance["Tags"] if t["Key"] == "Autostop"), None)
+        assert autostop == {None: "-", "0": "off"}.get(idle, f"{idle} min")  # what the box's agent gets
         assert name == next(t["Value"] for t in instance["Tags"] if t["Key"] == "Name")
         assert instance_type == instance["InstanceType"] and market == "on-demand"
         assert gpus == GPUS[instance_type]

@@ -109,9 +109,9 @@ options:
     default: {}
   instance_tags:
     description:
-      - Tags of the instance only (gpubox's C(Autostop) and C(MaxHours)), besides I(tags). They may not set the keys
-        of I(tags), I(owner_tags), C(Name), or C(InstanceType), C(Zone) and C(Market), which the module sets to the
-        launched candidate.
+      - Tags of the instance only (gpubox's C(Autostop), C(MaxHours) and C(Image)), besides I(tags). They may not
+        set the keys of I(tags), I(owner_tags), C(Name), or C(InstanceType), C(Zone) and C(Market), which the module
+        sets to the launched candidate.
     type: dict
     default: {}
   throttle_retries:

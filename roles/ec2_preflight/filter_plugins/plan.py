@@ -1,0 +1,298 @@
+"""Filter of the preflight: the plan (gpubox_box_plan), what a run does about each declared box that exists already.
+
+The declaration is the truth. For each box that exists, each setting whose declared value differs from what AWS has
+is a row of the plan, with what this run does about it:
+
+  autostop, max_hours   the instance's Autostop / MaxHours tags are set to the declared values now; the box's agent
+                        gets them at the next configure.yml (site.yml runs it right after)
+  instance_type         (the box's type is not among the declared ones) the first declared type that its zone offers
+                        and that fits its image: set now on a stopped box; on a running one only with
+                        gpubox_allow_restart=yes (stop, change, start), else the plan says how; a spot box cannot
+  volume_size           larger: the root volume grows now, online, and its filesystem at the next configure.yml;
+                        smaller: cannot (EBS volumes never shrink)
+  market, image, zones  cannot change in place: the plan gives the way (bake an image, terminate, provision)
+
+A setting whose value AWS does not show is not compared (an instance launched before its tag existed).
+"""
+
+from __future__ import annotations
+
+VERDICT = {
+    "now": "changes now",
+    "tag": "changes now; the box gets it at the next configure.yml",
+    "grow": "grows now; its filesystem at the next configure.yml",
+    "restart": "changes now: stop, change, start",
+    "wait": "no change while it runs (see below)",
+    "cannot": "cannot change in place (see below)",
+    "later": "no change now (see below)",
+}
+
+
+def _root_size(instance: dict, volumes: list[dict]) -> int | None:
+    root = instance.get("root_device_name")
+    for mapping in instance.get("block_device_mappings") or []:
+        if mapping.get("device_name") == root:
+            volume_id = (mapping.get("ebs") or {}).get("volume_id")
+            return next((v["size"] for v in volumes if v["id"] == volume_id), None)
+    return None
+
+
+def _root_volume(instance: dict) -> str | None:
+    root = instance.get("root_device_name")
+    for mapping in instance.get("block_device_mappings") or []:
+        if mapping.get("device_name") == root:
+            return (mapping.get("ebs") or {}).get("volume_id")
+    return None
+
+
+def _usable(box: dict, instance: dict, offered: dict, types: dict) -> str:
+    """The first declared type the box's zone offers, of its image's architecture, with a GPU unless the box
+    allows none ('' if none)."""
+    zone = instance["placement"]["availability_zone"]
+    arch = instance.get("architecture") or "x86_64"
+    for name in box["instance_types"]:
+        info = types.get(name)
+        if zone not in (offered.get(name) or []) or not info:
+            continue
+        if arch not in info.get("processor_info", {}).get("supported_architectures", []):
+            continue
+        if not box.get("allow_no_gpu") and not info.get("gpu_info", {}).get("gpus"):
+            continue
+        return name
+    return ""
+
+
+def box_plan(
+    wanted: list[dict],
+    instances: list[dict],
+    volumes: list[dict],
+    allow_restart: bool = False,
+    offered: dict | None = None,
+    types: list[dict] | None = None,
+    project: str = "gpubox",
+) -> dict:
+    """The plan for the declared boxes (`wanted`, as gpubox_box_lists gives them) that exist among `instances` (the
+    project's own, as ec2_project_state reads them; `volumes`: their disks, box_disks).
+
+    offered (zones per type, ec2_instance_type_offerings) and types (ec2_instance_type_info's list) answer which
+    declared type a box whose type is not declared may take; until they are given, such a box's types are listed in
+    `check`. Returns {rows: [{box, instance_id, setting, now, declared, action, verdict}], changes: [what
+    ec2_update applies: {box, instance_id, kind: tags|type|volume, ...}], check: {box: [types]}, lines: the plan
+    as aligned text with what to run for each row that changes nothing}."""
+    by_name = {}
+    for instance in instances:
+        name = (instance.get("tags") or {}).get("Name")
+        state = instance.get("state", {}).get("name")
+        if name and state in ("pending", "running", "stopping", "stopped"):
+            by_name.setdefault(name, instance)
+    type_info = {t["instance_type"]: t for t in types or []}
+    rows: list[dict] = []
+    changes: list[dict] = []
+    check: dict[str, list[str]] = {}
+    notes: list[str] = []
+
+    def row(box, instance, setting, now, declared, verdict, note=""):
+        rows.append(
+            {
+                "box": box["name"],
+                "instance_id": instance["instance_id"],
+                "setting": setting,
+                "now": str(now),
+                "declared": str(declared),
+                "verdict": verdict,
+                "action": VERDICT[verdict],
+            }
+        )
+        if note:
+            notes.append(f"{box['name']} {setting}: {note}")
+
+    for box in wanted:
+        instance = by_name.get(box["name"])
+        if instance is None:
+            continue
+        name, instance_id = box["name"], instance["instance_id"]
+        state = instance["state"]["name"]
+        tags = instance.get("tags") or {}
+        spot = instance.get("instance_lifecycle") == "spot"
+        zone = instance["placement"]["availability_zone"]
+        bake = (
+            f"bake it (ansible-playbook playbooks/image.yml -e gpubox_box={name} -e gpubox_image_name={name}-keep), "
+            f"declare image: my:{name}-keep, then terminate it (ansible-playbook playbooks/terminate.yml -e "
+            f"gpubox_only={name} -e gpubox_confirm=yes) and run site.yml, which launches it anew with its files"
+        )
+
+        # autostop and max_hours: the instance's tags, which the dynamic inventory gives the autostop role
+        retag = {}
+        for setting, key in (("autostop", "Autostop"), ("max_hours", "MaxHours")):
+            declared = str(int(box.get(setting) or 0))
+            if key in tags and tags[key] != declared:
+                row(box, instance, setting, tags[key], declared, "tag")
+                retag[key] = declared
+        if retag:
+            changes.append({"box": name, "instance_id": instance_id, "kind": "tags", "tags": retag})
+
+        # instance type
+        current = instance["instance_type"]
+        if box["instance_types"] and current not in box["instance_types"]:
+            declared = ", ".join(box["instance_types"])
+            if spot:
+                row(
+                    box,
+                    instance,
+                    "instance_type",
+                    current,
+                    declared,
+                    "cannot",
+                    f"a spot box's type cannot change (its spot request fixes it); to change it, {bake}.",
+                )
+            elif offered is None:
+                check[name] = box["instance_types"]
+                row(box, instance, "instance_type", current, declared, "later", "not checked yet")
+            elif not (target := _usable(box, instance, offered, type_info)):
+                row(
+                    box,
+                    instance,
+                    "instance_type",
+                    current,
+                    declared,
+                    "cannot",
+                    f"none of {declared} is offered in its zone {zone} with a GPU for its image; a box cannot leave "
+                    f"its zone in place: to move it, {bake} (with zones: that offer the type).",
+                )
+            elif state == "stopped":
+                row(box, instance, "instance_type", current, target, "now")
+                changes.append(
+                    {
+                        "box": name,
+                        "instance_id": instance_id,
+                        "kind": "type",
+                        "instance_type": target,
+                        "restart": False,
+                        "instance_types": box["instance_types"],
+                    }
+                )
+            elif state == "running" and allow_restart:
+                row(
+                    box,
+                    instance,
+                    "instance_type",
+                    current,
+                    target,
+                    "restart",
+                    "its address changes; the ssh config and the inventory follow.",
+                )
+                changes.append(
+                    {
+                        "box": name,
+                        "instance_id": instance_id,
+                        "kind": "type",
+                        "instance_type": target,
+                        "restart": True,
+                        "instance_types": box["instance_types"],
+                    }
+                )
+            elif state == "running":
+                row(
+                    box,
+                    instance,
+                    "instance_type",
+                    current,
+                    target,
+                    "wait",
+                    f"EC2 changes a type only while the box is stopped. Run ansible-playbook site.yml -e "
+                    f"gpubox_allow_restart=yes (stops it, changes it, starts it), or stop it first (ansible-playbook "
+                    f"playbooks/stop.yml -e gpubox_only={name}) and run site.yml.",
+                )
+            else:
+                row(
+                    box,
+                    instance,
+                    "instance_type",
+                    current,
+                    target,
+                    "later",
+                    f"it is {state}; run site.yml again once it is stopped or running.",
+                )
+
+        # root volume size
+        size = _root_size(instance, volumes)
+        declared_size = int(box.get("volume_size") or 0)
+        if size is not None and declared_size and declared_size != size:
+            if declared_size > size:
+                row(box, instance, "volume_size", size, declared_size, "grow")
+                changes.append(
+                    {
+                        "box": name,
+                        "instance_id": instance_id,
+                        "kind": "volume",
+                        "volume_id": _root_volume(instance),
+                        "size": declared_size,
+                    }
+                )
+            else:
+                row(
+                    box,
+                    instance,
+                    "volume_size",
+                    size,
+                    declared_size,
+                    "cannot",
+                    f"an EBS volume never shrinks: declare volume_size: {size} or more, or, for a smaller disk, "
+                    f"start a new box (terminate it and run site.yml; its files go with it unless you keep them "
+                    f"elsewhere first).",
+                )
+
+        # what only a new launch can change
+        market = "spot" if spot else "on-demand"
+        if box.get("markets") and market not in box["markets"]:
+            row(
+                box,
+                instance,
+                "market",
+                market,
+                ", ".join(box["markets"]),
+                "cannot",
+                f"a box keeps the market it was launched in; to change it, {bake}.",
+            )
+        if "Image" in tags and box.get("image") and tags["Image"] != box["image"]:
+            row(
+                box,
+                instance,
+                "image",
+                tags["Image"],
+                box["image"],
+                "cannot",
+                f"a box keeps the image it was launched from; to start over from {box['image']}, terminate it "
+                f"(ansible-playbook playbooks/terminate.yml -e gpubox_only={name} -e gpubox_confirm=yes; its files "
+                f"go with it) and run site.yml.",
+            )
+        if box.get("zones") and zone not in box["zones"]:
+            row(
+                box,
+                instance,
+                "zones",
+                zone,
+                ", ".join(box["zones"]),
+                "cannot",
+                f"a box cannot leave its zone in place (its disk is there); to move it, {bake}.",
+            )
+
+    return {"rows": rows, "changes": changes, "check": check, "lines": plan_lines(rows, notes, project)}
+
+
+def plan_lines(rows: list[dict], notes: list[str], project: str) -> list[str]:
+    if not rows:
+        return []
+    table = [("BOX", "SETTING", "NOW", "DECLARED", "THIS RUN")] + [
+        (r["box"], r["setting"], r["now"], r["declared"], r["action"]) for r in rows
+    ]
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    lines = [f"Project {project}: what is declared differs from what the boxes are."]
+    lines += ["  ".join([*(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)), r[4]]).rstrip() for r in table]
+    lines += [f"Next: {note}" for note in notes]
+    return lines
+
+
+class FilterModule:
+    def filters(self):
+        return {"gpubox_box_plan": box_plan}
