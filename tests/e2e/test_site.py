@@ -234,6 +234,37 @@ def test_a_start_in_a_zone_out_of_the_boxs_type_takes_its_next_declared_type(reh
     assert changed_count(proc.stdout) == 0, proc.stdout.split("PLAY RECAP")[-1]
 
 
+def test_a_changed_autostop_declaration_reaches_the_boxs_agent(rehearsal):
+    container = rehearsal.container(BOX)
+    declared = {"name": BOX, "instance_type": ["g4dn.xlarge", "g4dn.2xlarge"], "autostop": 45, "max_hours": 999}
+    proc = run(rehearsal, "site.yml", "-e", json.dumps({"gpubox_boxes": [declared]}))
+    assert "what is declared differs from what the boxes are" in proc.stdout
+    assert re.search(r"^\s*d2l\s+autostop\s+60\s+45\s", proc.stdout, re.M), proc.stdout[-4000:]
+    conf = podman("exec", container, "cat", "/etc/gpubox/autostop.conf").stdout
+    assert "idle_minutes=45\n" in conf and "max_hours=999\n" in conf
+    assert "45 min, 999 h cap" in run(rehearsal, "playbooks/list.yml").stdout
+    # back to the box's own settings: declared again, given again
+    run(rehearsal, "site.yml", "-e", json.dumps({"gpubox_boxes": [{**declared, "autostop": 60, "max_hours": 0}]}))
+    conf = podman("exec", container, "cat", "/etc/gpubox/autostop.conf").stdout
+    assert "idle_minutes=60\n" in conf and "max_hours=0\n" in conf
+
+
+def test_a_running_box_changes_type_with_a_restart_when_allowed(rehearsal):
+    assert rehearsal.instance(BOX)["InstanceType"] == "g4dn.2xlarge"  # as the start above left it
+    declared = json.dumps({"gpubox_boxes": [{"name": BOX, "instance_type": "g4dn.xlarge"}]})
+    proc = run(rehearsal, "site.yml", "-e", declared)
+    assert "no change while it runs" in proc.stdout and "gpubox_allow_restart=yes" in proc.stdout
+    assert rehearsal.instance(BOX)["InstanceType"] == "g4dn.2xlarge"
+    proc = run(rehearsal, "site.yml", "-e", declared, "-e", "gpubox_allow_restart=yes")
+    assert "stopped, changed from g4dn.2xlarge to g4dn.xlarge, started" in proc.stdout
+    instance = rehearsal.instance(BOX)
+    assert instance["InstanceType"] == "g4dn.xlarge" and host_name(rehearsal) == instance["PublicIpAddress"]
+    limit = podman("exec", rehearsal.container(BOX), "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes").stdout
+    assert int(limit) == type_limits("g4dn.xlarge")[1] * 2**20
+    recap = proc.stdout.split("PLAY RECAP")[-1]
+    assert re.search(rf"^{BOX}\s+: ok=\d+\s+changed=0\b", recap, re.M), recap  # configured as it was
+
+
 def test_autostop_powers_the_box_off_and_it_shows_as_stopped(rehearsal):
     container = rehearsal.container(BOX)
     run(rehearsal, "playbooks/configure.yml", "--tags", "autostop", *QUICK_AUTOSTOP)

@@ -95,9 +95,15 @@ def test_a_box_as_declared_has_no_plan_and_a_rerun_changes_nothing(story, proxy,
 
 def test_check_mode_prints_the_plan_and_changes_nothing(story, proxy, ec2m):
     before = tags(instance(ec2m))
-    run = provision(story, proxy, {**BOX, "autostop": 7, "max_hours": 3, "volume_size": 100}, "--check")
+    everything = {**BOX, "autostop": 7, "max_hours": 3, "volume_size": 100, "instance_type": "g5.xlarge"}
+    run = provision(story, proxy, everything, "--check", gpubox_allow_restart=True)
     assert run.rc == 0, run.output[-3000:]
-    assert rows(run) == {"autostop": ["60", "7"], "max_hours": ["0", "3"], "volume_size": ["64", "100"]}
+    assert rows(run) == {
+        "autostop": ["60", "7"],
+        "max_hours": ["0", "3"],
+        "instance_type": ["g4dn.xlarge", "g5.xlarge"],
+        "volume_size": ["64", "100"],
+    }
     assert changes(proxy) == [] and tags(instance(ec2m)) == before and root_size(ec2m, instance(ec2m)) == 64
 
 
