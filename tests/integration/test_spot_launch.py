@@ -156,7 +156,7 @@ def test_spot_box_is_launched_complete_by_one_call(story, ec2m, api):
     wanted = {**OWN_TAGS, "Name": "sb", "SshUser": "ubuntu"}
     # the instance also says what it was launched as (its candidate) and carries the box's autostop settings
     chosen = {"InstanceType": "g5.xlarge", "Zone": inst["Placement"]["AvailabilityZone"], "Market": "spot"}
-    on_instance = {**wanted, **chosen, "Autostop": "60", "MaxHours": "0"}
+    on_instance = {**wanted, **chosen, "Autostop": "60", "MaxHours": "0", "Image": "ubuntu-24.04"}  # as declared
     assert tag_specifications(launch) == {
         "instance": on_instance,
         **dict.fromkeys(("volume", "network-interface", "spot-instances-request"), wanted),
