@@ -16,11 +16,12 @@ from collections.abc import Mapping
 
 @functools.cache
 def _regions() -> frozenset[str]:
-    """Every region of every partition botocore knows (its endpoints file is read once per process: ~0.1 s)."""
-    import botocore.session
+    """Every region of every partition botocore knows, from its endpoints data (read once per process: ~25 ms; a
+    botocore session's region lists, built from the same data, took ~0.1 s)."""
+    import botocore.loaders
 
-    session = botocore.session.get_session()
-    return frozenset(r for p in session.get_available_partitions() for r in session.get_available_regions("ec2", p))
+    endpoints = botocore.loaders.create_loader().load_data("endpoints")
+    return frozenset(region for partition in endpoints["partitions"] for region in partition["regions"])
 
 
 def aws_region(value) -> bool:
