@@ -188,6 +188,26 @@ def attempt_row(candidate: dict, outcome: str, code: str = "", message: str = ""
     }
 
 
+def closed_by(closed: list[tuple[tuple[str, str], int]], candidate: dict) -> int | None:
+    """The row of the attempt whose quota refusal covers this candidate (`closed`: each refused quota's scope and
+    row), or None."""
+    return next((row for scope, row in closed if in_scope(scope, candidate)), None)
+
+
+def note_refusal(exc: Exception, candidate: dict, region: str, attempts: list[dict], closed: list) -> tuple[str, str]:
+    """A refused request, in the attempts: capacity and quota get their row (a quota also closes its scope, for
+    closed_by); (kind, 'CODE: message') for the caller, who moves on after capacity or a quota and stops after
+    anything else (kind throttled: still refused after its repeats; error)."""
+    code, message = error_of(exc)
+    kind = classify(code) if code else "throttled"
+    if kind == "capacity":
+        attempts.append(attempt_row(candidate, "capacity", code, message))
+    elif kind == "quota":
+        attempts.append(attempt_row(candidate, "quota", code, message, quota_text(region, code, candidate)))
+        closed.append((quota_scope(code, candidate), len(attempts) - 1))
+    return kind, f"{code or 'connection error'}: {message}"
+
+
 def attempt_table(attempts: list[dict]) -> list[str]:
     """The attempts as aligned lines: #, type, zone, market, outcome (with EC2's code)."""
     rows = [("#", "type", "zone", "market", "outcome")]
@@ -292,7 +312,7 @@ def start_as(ec2, starter, instance: dict, order: list[str], region: str, params
         if why_not and why_not.get(itype):
             attempts.append(attempt_row(candidate, "skipped", "", why_not[itype]))
             continue
-        refused_by = next((row for scope, row in closed if in_scope(scope, candidate)), None)
+        refused_by = closed_by(closed, candidate)
         if refused_by is not None:
             why = f"the quota that refused #{refused_by + 1} covers it"
             attempts.append(attempt_row(candidate, "skipped", "", why))
@@ -309,17 +329,12 @@ def start_as(ec2, starter, instance: dict, order: list[str], region: str, params
                 InstanceIds=[instance_id]
             )
         except (botocore.exceptions.ClientError, *connection_errors()) as e:
+            kind, said = note_refusal(e, candidate, region, attempts, closed)
+            if kind in ("capacity", "quota"):
+                continue
             code, message = error_of(e)
-            kind = classify(code) if code else "throttled"
-            if kind == "capacity":
-                attempts.append(attempt_row(candidate, "capacity", code, message))
-                continue
-            if kind == "quota":
-                attempts.append(attempt_row(candidate, "quota", code, message, quota_text(region, code, candidate)))
-                closed.append((quota_scope(code, candidate), len(attempts) - 1))
-                continue
             attempts.append(attempt_row(candidate, "error", code, message))
-            error = f"{code or 'connection error'}: {message}"
+            error = said
             break
         attempts.append(attempt_row(candidate, "started"))
         started = itype

@@ -19,8 +19,6 @@ import pytest
 from botocore.stub import Stubber
 
 from tests.conftest import ROOT, load_module
-from tests.ground.ec2api import api_client
-from tests.ground.ec2faults import FaultProxy
 from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, tags
 
 PROJECT = "pytest-failover"
@@ -31,24 +29,15 @@ LIVE = ["pending", "running", "stopping", "stopped"]
 FAST = {"ec2_launch_throttle_delay": 0.05}
 
 launcher = load_module(ROOT / "roles/ec2_launch/library/ec2_box_launch.py")
+# What the launch and the start know of EC2's refusals (plugins/module_utils/gpubox_ec2.py).
+refusals = load_module(ROOT / "plugins/module_utils/gpubox_ec2.py")
 candidates_filter = load_module(ROOT / "roles/ec2_preflight/filter_plugins/candidates.py")
-
-
-@pytest.fixture(scope="module")
-def proxy(api):
-    with FaultProxy(api.endpoint) as p:
-        yield p
 
 
 @pytest.fixture(scope="module")
 def story(proxy, tmp_path_factory):
     home = tmp_path_factory.mktemp("failover") / "home"
     return {"env": home_env(proxy.env, home)}
-
-
-@pytest.fixture(scope="module")
-def ec2m(api):
-    return api_client("ec2", api.endpoint)
 
 
 def settings(boxes: list[dict], **more) -> dict:
@@ -217,6 +206,7 @@ def test_each_box_fails_over_to_the_next_candidate_with_capacity(story, proxy, e
         "Market": "on-demand",
         "Autostop": "0",
         "MaxHours": "8",
+        "Image": "ubuntu-24.04",
     }
     assert tags(box(ec2m, "spotty"))["Autostop"] == "0"
     assert (tags(box(ec2m, "hop"))["Autostop"], tags(box(ec2m, "hop"))["MaxHours"]) == ("60", "0")
@@ -318,25 +308,25 @@ def test_a_quota_stops_its_market_and_no_capacity_anywhere_fails_with_the_attemp
 
 def test_error_codes_are_classified():
     for code in ("InsufficientInstanceCapacity", "InsufficientHostCapacity", "Unsupported", "SpotMaxPriceTooLow"):
-        assert launcher.classify(code) == "capacity", code
+        assert refusals.classify(code) == "capacity", code
     for code in ("VcpuLimitExceeded", "MaxSpotInstanceCountExceeded", "InstanceLimitExceeded"):
-        assert launcher.classify(code) == "quota", code
-    assert launcher.classify("RequestLimitExceeded") == "throttled"
-    assert launcher.classify("InvalidAMIID.NotFound") == "error"
+        assert refusals.classify(code) == "quota", code
+    assert refusals.classify("RequestLimitExceeded") == "throttled"
+    assert refusals.classify("InvalidAMIID.NotFound") == "error"
 
 
 def test_a_quota_closes_only_what_it_covers():
     g_od = {"instance_type": "g5.xlarge", "market": "on-demand"}
     p_od = {"instance_type": "p4d.24xlarge", "market": "on-demand"}
     g_spot = {"instance_type": "g6.xlarge", "market": "spot"}
-    vcpu = launcher.quota_scope("VcpuLimitExceeded", g_od)
-    assert launcher.in_scope(vcpu, {"instance_type": "g6.xlarge", "market": "on-demand"})
-    assert not launcher.in_scope(vcpu, p_od) and not launcher.in_scope(vcpu, g_spot)
-    spot = launcher.quota_scope("MaxSpotInstanceCountExceeded", g_spot)
-    assert launcher.in_scope(spot, {"instance_type": "p4d.24xlarge", "market": "spot"})
-    assert not launcher.in_scope(spot, g_od)
-    assert launcher.in_scope(launcher.quota_scope("VolumeLimitExceeded", g_od), g_spot)
-    text = launcher.quota_text("eu-west-1", "MaxSpotInstanceCountExceeded", g_spot)
+    vcpu = refusals.quota_scope("VcpuLimitExceeded", g_od)
+    assert refusals.in_scope(vcpu, {"instance_type": "g6.xlarge", "market": "on-demand"})
+    assert not refusals.in_scope(vcpu, p_od) and not refusals.in_scope(vcpu, g_spot)
+    spot = refusals.quota_scope("MaxSpotInstanceCountExceeded", g_spot)
+    assert refusals.in_scope(spot, {"instance_type": "p4d.24xlarge", "market": "spot"})
+    assert not refusals.in_scope(spot, g_od)
+    assert refusals.in_scope(refusals.quota_scope("VolumeLimitExceeded", g_od), g_spot)
+    text = refusals.quota_text("eu-west-1", "MaxSpotInstanceCountExceeded", g_spot)
     assert "L-3819A6DF" in text and "https://eu-west-1.console.aws.amazon.com/servicequotas/home/services/ec2/" in text
 
 

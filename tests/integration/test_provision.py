@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from tests.conftest import ROOT, run_ansible
-from tests.ground.ec2api import api_client, iam_action, recorded_requests, request_params
+from tests.ground.ec2api import iam_action, recorded_requests, request_params
 from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, root_volume_asked, tags, unsafe
 
 PROJECT = "pytest-gpubox"
@@ -38,11 +38,6 @@ def story(api, tmp_path_factory):
     (home / ".ssh").mkdir(mode=0o700)
     (home / ".ssh" / "config").write_text(USER_SSH_CONFIG)
     return {"env": env, "home": home}
-
-
-@pytest.fixture(scope="module")
-def ec2m(api):
-    return api_client("ec2", api.endpoint)
 
 
 def box(ec2, name: str, states=("pending", "running", "stopping", "stopped")) -> dict:

@@ -17,7 +17,7 @@ import yaml
 from botocore.stub import Stubber
 
 from tests.conftest import ROOT, load_module, run_local_play
-from tests.ground.ec2api import TEST_AGENT, api_client, recorded_requests, request_params
+from tests.ground.ec2api import TEST_AGENT, recorded_requests, request_params
 from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, root_volume_asked, tags
 
 PROJECT = "pytest-spot"
@@ -40,11 +40,6 @@ launcher = load_module(LIBRARY / "ec2_box_launch.py")
 def story(api, tmp_path_factory):
     home = tmp_path_factory.mktemp("spot") / "home"
     return {"env": home_env(api.env, home), "dir": home.parent}
-
-
-@pytest.fixture(scope="module")
-def ec2m(api):
-    return api_client("ec2", api.endpoint)
 
 
 def asked(api, action: str) -> list[dict[str, str]]:

@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, load_module
-from tests.ground.ec2api import api_client
-from tests.ground.ec2faults import FaultProxy
 from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, tags
 
 PROJECT = "pytest-start"
@@ -32,17 +30,6 @@ BOXES = [
 FAST = {"ec2_power_throttle_delay": 0.05}
 
 starter = load_module(ROOT / "roles/ec2_power/library/ec2_box_start.py")
-
-
-@pytest.fixture(scope="module")
-def proxy(api):
-    with FaultProxy(api.endpoint) as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def ec2m(api):
-    return api_client("ec2", api.endpoint)
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.ground.ec2api import api_client
-from tests.ground.ec2faults import FaultProxy
 from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, tags
 
 PROJECT = "pytest-update"
@@ -23,17 +21,6 @@ LIVE = ["pending", "running", "stopping", "stopped"]
 BOX = {"name": "day", "instance_type": "g4dn.xlarge", "zones": [ZONE], "autostop": 60, "max_hours": 0}
 SPOT = {"name": "night", "instance_type": "g4dn.2xlarge", "zones": [ZONE], "market": "spot"}
 CHANGING = ("CreateTags", "ModifyInstanceAttribute", "ModifyVolume", "StopInstances", "StartInstances")
-
-
-@pytest.fixture(scope="module")
-def proxy(api):
-    with FaultProxy(api.endpoint) as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def ec2m(api):
-    return api_client("ec2", api.endpoint)
 
 
 @pytest.fixture(scope="module")

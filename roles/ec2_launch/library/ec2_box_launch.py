@@ -226,12 +226,10 @@ from ansible.module_utils.gpubox_ec2 import (  # noqa: E402 - the project's modu
     GONE_STATES,
     attempt_row,
     attempt_table,
-    classify,
+    closed_by,
     connection_errors,
     error_of,
-    in_scope,
-    quota_scope,
-    quota_text,
+    note_refusal,
     repeating,
     wait_running,
 )
@@ -434,7 +432,7 @@ def try_candidates(
     attempts: list[dict] = []
     closed: list[tuple[tuple[str, str], int]] = []  # quota scopes refused so far, with the row that refused
     for index, candidate in enumerate(candidates):
-        refused_by = next((row for scope, row in closed if in_scope(scope, candidate)), None)
+        refused_by = closed_by(closed, candidate)
         if refused_by is not None:
             first = attempts[refused_by]
             why = f"the quota that refused #{refused_by + 1} covers it"
@@ -461,15 +459,10 @@ def try_candidates(
         try:
             instance, token = launch(ec2, region, one, request, gone, run=run)
         except (botocore.exceptions.ClientError, *connection_errors()) as e:
+            kind, _ = note_refusal(e, candidate, region, attempts, closed)
+            if kind in ("capacity", "quota"):
+                continue
             code, message = error_of(e)
-            kind = classify(code) if code else "throttled"
-            if kind == "capacity":
-                attempts.append(attempt_row(candidate, "capacity", code, message))
-                continue
-            if kind == "quota":
-                attempts.append(attempt_row(candidate, "quota", code, message, quota_text(region, code, candidate)))
-                closed.append((quota_scope(code, candidate), len(attempts) - 1))
-                continue
             hint = f" ({HINTS[code]})" if code in HINTS else ""
             if kind == "throttled":
                 hint = (
