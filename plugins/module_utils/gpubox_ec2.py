@@ -1,8 +1,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What gpubox's EC2 modules know about EC2's refusals, written once: which error codes mean capacity, a quota,
 throttling or something else, which quota an instance type counts against and where to raise it, repeating a
-throttled call, waiting for an instance to run, and the table of attempts a failure shows. Used by ec2_box_launch
-(RunInstances) and ec2_box_start (StartInstances), whose refusals are the same.
+throttled call, waiting for an instance to run, the table of attempts a failure shows, and the one RunInstances
+request a box is launched with. Used by ec2_box_launch (RunInstances), ec2_box_start (StartInstances, and
+RunInstances when it moves a box) and ec2_box_update, whose refusals are the same.
 (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html)"""
 
 from __future__ import annotations
@@ -249,10 +250,12 @@ def describe(ec2, instance_id: str) -> dict:
     return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
 
 
-def usable_types(ec2, instance: dict, wanted: list[str]) -> dict[str, str]:
-    """Why each of the types a stopped box might take cannot be tried ('' when it can): offered in its zone, of its
-    architecture, with a GPU when its type has one."""
-    zone = instance["Placement"]["AvailabilityZone"]
+def usable_types(ec2, instance: dict, wanted: list[str], zone: str = "") -> dict[str, str]:
+    """Why each of the types a stopped box might take cannot be tried ('' when it can): offered in its zone (or in
+    `zone`, where it would move to; its own type is checked there too), of its architecture, with a GPU when its
+    type has one."""
+    moving = bool(zone) and zone != instance["Placement"]["AvailabilityZone"]
+    zone = zone or instance["Placement"]["AvailabilityZone"]
     current = instance["InstanceType"]
     names = list(dict.fromkeys([current, *wanted]))
     offered = {
@@ -273,7 +276,7 @@ def usable_types(ec2, instance: dict, wanted: list[str]) -> dict[str, str]:
     has_gpu = bool(info.get(current, {}).get("GpuInfo", {}).get("Gpus"))
     why = {}
     for name in wanted:
-        if name == current:
+        if name == current and not moving:
             why[name] = ""
         elif name not in offered or name not in info:
             why[name] = f"not offered in {zone}"
@@ -347,3 +350,72 @@ def start_as(ec2, starter, instance: dict, order: list[str], region: str, params
     if started != original:
         ec2.create_tags(Resources=[instance_id], Tags=[{"Key": "InstanceType", "Value": started}])
     return started, attempts, ""
+
+
+def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+def launch_request(box: dict, subnet_maps_public_ip: bool) -> dict:
+    """RunInstances parameters (all but ClientToken) for the box.
+
+    A subnet that gives instances a public IP (a default subnet does) gets SubnetId + SecurityGroupIds: EC2
+    creates the primary network interface with these groups, and every EC2 API reads them back as the
+    instance's groups. A subnet that does not needs an explicit interface specification, the only place
+    where AssociatePublicIpAddress can be asked for; the groups then belong there too (EC2 refuses
+    SecurityGroupIds next to NetworkInterfaces).
+
+    The instance's tag specification adds box["instance_tags"] (if any) to the tags every resource gets.
+    """
+    tags = tag_list(box["tags"])
+    resource_types = ["instance", "volume", "network-interface"]
+    request = {
+        "ImageId": box["image_id"],
+        "InstanceType": box["instance_type"],
+        "KeyName": box["key_name"],
+        "MinCount": 1,
+        "MaxCount": 1,
+        "BlockDeviceMappings": [
+            {
+                "DeviceName": box["root_device_name"],
+                "Ebs": {
+                    "VolumeSize": box["volume_size"],
+                    "VolumeType": "gp3",
+                    "Encrypted": True,
+                    "DeleteOnTermination": True,
+                },
+            }
+        ],
+        # IMDSv2 only; hop limit 2 so containers on the box reach the metadata service too.
+        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
+        # `sudo poweroff` (or an idle-stop timer) on the box stops it instead of destroying its disk. For a spot
+        # box this is allowed because its request is persistent (a one-time request could only terminate).
+        "InstanceInitiatedShutdownBehavior": "stop",
+    }
+    if subnet_maps_public_ip:
+        request["SubnetId"] = box["subnet_id"]
+        request["SecurityGroupIds"] = list(box["security_group_ids"])
+    else:
+        request["NetworkInterfaces"] = [
+            {
+                "DeviceIndex": 0,
+                "SubnetId": box["subnet_id"],
+                "Groups": list(box["security_group_ids"]),
+                "AssociatePublicIpAddress": True,
+                "DeleteOnTermination": True,
+            }
+        ]
+    if box["market"] == "spot":
+        # Persistent with stop: an interruption stops the box (its disk stays) and EC2 starts the same
+        # instance again when capacity returns. No ValidUntil: the request lasts until it is cancelled.
+        request["InstanceMarketOptions"] = {
+            "MarketType": "spot",
+            "SpotOptions": {"SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"},
+        }
+        resource_types.append("spot-instances-request")
+    own = box.get("instance_tags") or {}
+    request["TagSpecifications"] = [
+        {"ResourceType": t, "Tags": tag_list({**box["tags"], **own}) if t == "instance" and own else tags}
+        for t in resource_types
+    ]
+    return request

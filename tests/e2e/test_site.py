@@ -1,7 +1,8 @@
 """From nothing to a notebook and through the box's life: the rehearsal (unchanged site.yml against the local EC2
 API, whose instances are containers: the EC2 twin), then what a person does next: ssh in, open the tunnel, use
 JupyterLab in a browser, list, stop, start, let autostop power the box off, bake an image and launch from it, live
-through a spot interruption, terminate. The tests run in order; each builds on the state the previous one left."""
+through a spot interruption, move a box out of a zone without capacity, terminate. The tests run in order; each
+builds on the state the previous one left."""
 
 from __future__ import annotations
 
@@ -339,6 +340,40 @@ def test_a_spot_interruption_runs_the_hooks_then_ec2_stops_the_box(rehearsal):
     run(rehearsal, "playbooks/start.yml", "-e", "gpubox_only=spot")
     assert ec2_state(rehearsal, "spot") == ["running"]
     assert ssh(rehearsal, "spot", "cat /var/tmp/interrupted").stdout.strip() == ran.strip()  # the same disk
+
+
+def test_a_box_whose_zone_is_out_of_capacity_moves_with_the_users_files(rehearsal):
+    """start.yml -e gpubox_allow_move=yes through the fault proxy: no capacity for any of the stopped box's types in
+    its zone, so it moves: an image of it, a new box from that image in its other declared zone, the old one
+    terminated once the new one answers over SSH. The user's file comes along."""
+    old = rehearsal.instance("baked")
+    ssh(rehearsal, "baked", "mkdir -p ~/work && echo 'epoch 7, loss 0.31' > ~/work/notes.txt")
+    ec2 = api_client("ec2", rehearsal.state()["endpoint"])
+    here = old["Placement"]["AvailabilityZone"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    there = sorted(s["AvailabilityZone"] for s in subnets if s["AvailabilityZone"] != here)[0]
+    boxes = [{**b, "zones": [here, there]} if b["name"] == "baked" else b for b in MORE_BOXES]
+    run(rehearsal, "playbooks/stop.yml", "-e", "gpubox_only=baked")
+    with FaultProxy(rehearsal.state()["endpoint"]) as proxy:
+        proxy.add_rule("StartInstances", "InsufficientInstanceCapacity", zone=here)
+        cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(ROOT / "playbooks" / "start.yml")]
+        cmd += ["-e", "gpubox_only=baked", "-e", "gpubox_allow_move=yes", "-e", json.dumps({"gpubox_boxes": boxes})]
+        env = {**os.environ, **rehearsal.env(), **proxy.env}
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-5000:]
+        assert [e["zone"] for e in proxy.requests if e["action"] == "RunInstances"] == [there]
+    assert f"Box 'baked' moved from {here} to {there}" in said(proc)
+    new = rehearsal.instance("baked")
+    assert new["InstanceId"] != old["InstanceId"] and new["Placement"]["AvailabilityZone"] == there
+    assert ec2.describe_instances(InstanceIds=[old["InstanceId"]])["Reservations"][0]["Instances"][0]["State"][
+        "Name"
+    ] in ("shutting-down", "terminated")
+    assert container_state(f"{rehearsal.prefix}-{old['InstanceId']}") == "gone"
+    assert host_name(rehearsal, "baked") == new["PublicIpAddress"]
+    out = ssh(rehearsal, "baked", "hostname; cat ~/work/notes.txt").stdout.splitlines()
+    assert out == [new["InstanceId"], "epoch 7, loss 0.31"]  # the new box, with the user's file
+    moving = ec2.describe_images(Owners=["self"], Filters=[{"Name": "tag:SourceBox", "Values": ["baked"]}])["Images"]
+    assert moving == []  # the move's image is gone; only the image baked by image.yml (SourceBox d2l) stays
 
 
 def test_terminate_removes_the_boxes_and_nothing_else(rehearsal):

@@ -94,7 +94,7 @@ def test_a_box_whose_zone_has_no_capacity_for_its_type_starts_as_its_next_declar
         ZONE,
     )
     assert tags(day)["InstanceType"] == "g5.xlarge"  # the tag follows the type
-    (note,) = printed(run, "Say which boxes started in another instance type")
+    (note,) = printed(run, "Say which boxes started in another instance type, or moved")
     assert "Box 'day' started as a g5.xlarge: its zone us-west-2a had no capacity for its g4dn.xlarge" in note
     assert "capacity: InsufficientInstanceCapacity" in note and "started" in note
     entries = Path(story["env"]["HOME"]) / ".ssh" / "gpubox" / f"{PROJECT}.conf"
@@ -199,6 +199,92 @@ def test_check_mode_and_bad_settings_start_nothing(story, proxy, ec2m):
     assert run.rc != 0 and 'gpubox_launch_retry_minutes is "soon"' in run.failure()
     assert starts(proxy) == [] and box(ec2m, "day")["State"]["Name"] == "stopped"
     assert start(story, "day").rc == 0
+
+
+OTHER = "us-west-2b"
+
+
+def images_of(ec2, name: str) -> list[dict]:
+    return ec2.describe_images(
+        Owners=["self"],
+        Filters=[{"Name": "tag:SourceBox", "Values": [name]}, {"Name": "tag:Project", "Values": [PROJECT]}],
+    )["Images"]
+
+
+def test_allow_move_tries_another_zone_and_keeps_the_old_box_until_the_new_one_answers_over_ssh(story, proxy, ec2m):
+    stopped(story, proxy, ec2m, "day")
+    old = box(ec2m, "day")
+    proxy.add_rule("StartInstances", ICE, zone=ZONE)
+    movable = [{**BOXES[0], "zones": [ZONE, OTHER]}, BOXES[1]]
+    # The local EC2 API's addresses lead nowhere: the new instance never answers over SSH.
+    run = start(story, "day", gpubox_boxes=movable, gpubox_allow_move="yes", ec2_power_ssh_timeout=1)
+    assert run.rc != 0
+    (said,) = [r["msg"] for name, r in run.tasks() if name.endswith("Say what gpubox_allow_move=yes does")]
+    assert "moves to another of its zones" in said and "only once the new one answers over SSH" in said
+    launches = [e for e in proxy.requests if e["action"] == "RunInstances"]
+    assert [(e["instance_type"], e["zone"], e["outcome"]) for e in launches] == [(old["InstanceType"], OTHER, "passed")]
+    failure = run.failure()
+    assert f"the box's image launched in {OTHER}, but the new instance did not answer over SSH" in failure
+    assert f"it is stopped in {ZONE}, as before, as a {old['InstanceType']}" in failure
+    # the old instance is the box, untouched; the new one is terminated, the image and its snapshots deleted
+    now = box(ec2m, "day")
+    assert (now["InstanceId"], now["State"]["Name"], now["Placement"]["AvailabilityZone"]) == (
+        old["InstanceId"],
+        "stopped",
+        ZONE,
+    )
+    moved = instances(ec2m, ("tag:Name", ["day"]), ("tag:Project", [PROJECT]), ("availability-zone", [OTHER]))
+    assert len(moved) == 1 and moved[0]["State"]["Name"] in ("shutting-down", "terminated")
+    assert tags(moved[0])["Zone"] == OTHER and tags(moved[0])["SshUser"] == tags(old)["SshUser"]
+    assert tags(moved[0])["Autostop"] == tags(old)["Autostop"] and tags(moved[0])["Image"] == tags(old)["Image"]
+    assert images_of(ec2m, "day") == []
+    snapshots = ec2m.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "tag:SourceBox", "Values": ["day"]}])
+    assert snapshots["Snapshots"] == []
+
+
+def test_allow_move_without_capacity_elsewhere_or_another_zone_leaves_the_box_as_it_was(story, proxy, ec2m):
+    proxy.clear()
+    old = box(ec2m, "day")
+    assert old["State"]["Name"] == "stopped"
+    proxy.add_rule("StartInstances", ICE, zone=ZONE)
+    proxy.add_rule("RunInstances", ICE, zone=OTHER)
+    movable = [{**BOXES[0], "zones": [ZONE, OTHER]}, BOXES[1]]
+    run = start(story, "day", gpubox_boxes=movable, gpubox_allow_move="yes")
+    assert run.rc != 0
+    failure = run.failure()
+    assert "moving it through an image of it failed (no other zone had capacity for its types)" in failure
+    assert failure.count(f"{OTHER}") >= 3 and "The image is deleted again" in failure
+    assert [e["zone"] for e in proxy.requests if e["action"] == "RunInstances"] == [OTHER] * 3
+    assert images_of(ec2m, "day") == []
+    now = box(ec2m, "day")
+    assert (now["InstanceId"], now["State"]["Name"]) == (old["InstanceId"], "stopped")
+    # its only declared zone is its own: nothing to move to, nothing made
+    proxy.clear()
+    proxy.add_rule("StartInstances", ICE, zone=ZONE)
+    run = start(story, "day", gpubox_allow_move="yes")
+    assert run.rc != 0 and "there is no other zone to move it to (its zones: us-west-2a)" in run.failure()
+    assert [e["action"] for e in proxy.requests if e["action"] in ("CreateImage", "RunInstances")] == []
+    # without the flag, the failure names it
+    run = start(story, "day")
+    assert run.rc != 0 and "with -e gpubox_allow_move=yes start.yml moves it" in run.failure()
+    run = start(story, "day", gpubox_allow_move="maybe")
+    assert run.rc != 0 and 'gpubox_allow_move is "maybe"' in run.failure()
+    proxy.clear()
+    assert start(story, "day").rc == 0
+
+
+def test_a_moved_box_keeps_only_tags_of_gpuboxs_form():
+    instance = {
+        "Tags": [
+            {"Key": "SshUser", "Value": "ubuntu"},
+            {"Key": "Autostop", "Value": "60; rm -rf ~"},
+            {"Key": "MaxHours", "Value": "3"},
+            {"Key": "Image", "Value": "ubuntu-24.04"},
+            {"Key": "Owner", "Value": "someone"},
+        ]
+    }
+    assert starter.kept_tags(instance) == {"SshUser": "ubuntu", "MaxHours": "3", "Image": "ubuntu-24.04"}
+    assert starter.kept_tags({"Tags": [{"Key": "SshUser", "Value": "-oProxyCommand=x"}]}) == {}
 
 
 def test_the_module_documents_itself():

@@ -229,6 +229,7 @@ from ansible.module_utils.gpubox_ec2 import (  # noqa: E402 - the project's modu
     closed_by,
     connection_errors,
     error_of,
+    launch_request,
     note_refusal,
     repeating,
     wait_running,
@@ -283,77 +284,8 @@ def instance_only_tags(tags: dict[str, str], extra: dict) -> dict[str, str]:
     return {str(k): str(v) for k, v in extra.items()}
 
 
-def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
-
-
 def _tags(resource: dict) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
-
-
-def launch_request(box: dict, subnet_maps_public_ip: bool) -> dict:
-    """RunInstances parameters (all but ClientToken) for the box.
-
-    A subnet that gives instances a public IP (a default subnet does) gets SubnetId + SecurityGroupIds: EC2
-    creates the primary network interface with these groups, and every EC2 API reads them back as the
-    instance's groups. A subnet that does not needs an explicit interface specification, the only place
-    where AssociatePublicIpAddress can be asked for; the groups then belong there too (EC2 refuses
-    SecurityGroupIds next to NetworkInterfaces).
-
-    The instance's tag specification adds box["instance_tags"] (if any) to the tags every resource gets.
-    """
-    tags = _tag_list(box["tags"])
-    resource_types = ["instance", "volume", "network-interface"]
-    request = {
-        "ImageId": box["image_id"],
-        "InstanceType": box["instance_type"],
-        "KeyName": box["key_name"],
-        "MinCount": 1,
-        "MaxCount": 1,
-        "BlockDeviceMappings": [
-            {
-                "DeviceName": box["root_device_name"],
-                "Ebs": {
-                    "VolumeSize": box["volume_size"],
-                    "VolumeType": "gp3",
-                    "Encrypted": True,
-                    "DeleteOnTermination": True,
-                },
-            }
-        ],
-        # IMDSv2 only; hop limit 2 so containers on the box reach the metadata service too.
-        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
-        # `sudo poweroff` (or an idle-stop timer) on the box stops it instead of destroying its disk. For a spot
-        # box this is allowed because its request is persistent (a one-time request could only terminate).
-        "InstanceInitiatedShutdownBehavior": "stop",
-    }
-    if subnet_maps_public_ip:
-        request["SubnetId"] = box["subnet_id"]
-        request["SecurityGroupIds"] = list(box["security_group_ids"])
-    else:
-        request["NetworkInterfaces"] = [
-            {
-                "DeviceIndex": 0,
-                "SubnetId": box["subnet_id"],
-                "Groups": list(box["security_group_ids"]),
-                "AssociatePublicIpAddress": True,
-                "DeleteOnTermination": True,
-            }
-        ]
-    if box["market"] == "spot":
-        # Persistent with stop: an interruption stops the box (its disk stays) and EC2 starts the same
-        # instance again when capacity returns. No ValidUntil: the request lasts until it is cancelled.
-        request["InstanceMarketOptions"] = {
-            "MarketType": "spot",
-            "SpotOptions": {"SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"},
-        }
-        resource_types.append("spot-instances-request")
-    own = box.get("instance_tags") or {}
-    request["TagSpecifications"] = [
-        {"ResourceType": t, "Tags": _tag_list({**box["tags"], **own}) if t == "instance" and own else tags}
-        for t in resource_types
-    ]
-    return request
 
 
 def client_token(region: str, project: str, name: str, request: dict, generation: int) -> str:
