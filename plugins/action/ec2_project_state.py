@@ -2,11 +2,12 @@
 
 The parts (`read`): caller (who the credentials are), network (the region's default VPC, its default subnets and
 the project's security group in it), instances (the project's, in instance_states), spot_requests (open or active,
-matching owner_filters), key_pair, and for list.yml instance_types (of those instances) and volumes (attached to
-them). The first five are what a provisioning run needs to know before it may create anything, and all it needs to
-see that there is nothing to do. An action plugin rather than
-a module: it runs in Ansible's own process, where boto3 is imported already (the inventory plugin imported it), with
-one boto3 session for every call. Seven module runs took 0.6-1.0 s each (a new Python, boto3 imported anew); this
+matching owner_filters), key_pair, for list.yml instance_types (of those instances) and volumes (attached to them),
+and data_volumes (the project's data volumes: tag DataOf, matching owner_filters, not being deleted; in the shape
+of amazon.aws.ec2_vol_info). The first five are what a provisioning run needs to know before it may create
+anything, and all it needs to see that there is nothing to do. An action plugin rather than a module: it runs in
+Ansible's own process, where boto3 is imported already (the inventory plugin imported it), with one boto3 session
+for every call. Seven module runs took 0.6-1.0 s each (a new Python, boto3 imported anew); this
 takes about 0.1 s against the local EC2 API.
 
 Results are in the shapes the amazon.aws info modules return (snake_case keys, tags as a dict), so the tasks that
@@ -24,7 +25,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 from ansible.plugins.action import ActionBase
 
-PARTS = ["caller", "network", "instances", "spot_requests", "key_pair", "instance_types", "volumes"]
+PARTS = ["caller", "network", "instances", "spot_requests", "key_pair", "instance_types", "volumes", "data_volumes"]
 ARGUMENT_SPEC = {
     "region": {"type": "str", "required": True},
     "project": {"type": "str", "required": True},
@@ -34,7 +35,12 @@ ARGUMENT_SPEC = {
     "security_group_name": {"type": "str", "default": ""},
     "key_name": {"type": "str", "default": ""},
 }
-REQUIRED_BY = {"spot_requests": "owner_filters", "key_pair": "key_name", "network": "security_group_name"}
+REQUIRED_BY = {
+    "spot_requests": "owner_filters",
+    "data_volumes": "owner_filters",
+    "key_pair": "key_name",
+    "network": "security_group_name",
+}
 
 
 def plain(value):
@@ -102,6 +108,14 @@ def read_state(session, args: dict) -> dict:
     if "volumes" in read:
         state["volumes"] = box_disks(ec2, [i["instance_id"] for i in state["instances"]])
 
+    if "data_volumes" in read:
+        pages = ec2.get_paginator("describe_volumes").paginate(
+            Filters=filters(
+                {**args["owner_filters"], "tag-key": "DataOf", "status": ["creating", "available", "in-use"]}
+            )
+        )
+        state["data_volumes"] = [data_volume(v) for page in pages for v in page.get("Volumes", [])]
+
     if "spot_requests" in read:
         spot = ec2.describe_spot_instance_requests(
             Filters=filters({**args["owner_filters"], "state": ["open", "active"]})
@@ -120,7 +134,7 @@ def read_state(session, args: dict) -> dict:
 
 
 def box_disks(ec2, instance_ids: list[str]) -> list[dict]:
-    """The volumes attached to these instances, sorted by id: id, size (GiB), type, state, instance_ids."""
+    """The volumes attached to these instances, sorted by id: id, size (GiB), type, state, instance_ids, tags."""
     if not instance_ids:
         return []
     pages = ec2.get_paginator("describe_volumes").paginate(
@@ -133,11 +147,28 @@ def box_disks(ec2, instance_ids: list[str]) -> list[dict]:
             "type": v.get("VolumeType"),
             "state": v.get("State"),
             "instance_ids": [a["InstanceId"] for a in v.get("Attachments") or [] if a.get("InstanceId")],
+            "tags": {t["Key"]: t["Value"] for t in v.get("Tags") or []},
         }
         for page in pages
         for v in page.get("Volumes", [])
     ]
     return sorted(found, key=lambda v: v["id"])
+
+
+def data_volume(volume: dict) -> dict:
+    """A volume as amazon.aws.ec2_vol_info lists it (the keys gpubox reads)."""
+    return {
+        "id": volume["VolumeId"],
+        "size": volume.get("Size"),
+        "zone": volume.get("AvailabilityZone"),
+        "status": volume.get("State"),
+        "type": volume.get("VolumeType"),
+        "tags": {t["Key"]: t["Value"] for t in volume.get("Tags") or []},
+        "attachment_set": [
+            {"instance_id": a.get("InstanceId"), "device": a.get("Device"), "status": a.get("State")}
+            for a in volume.get("Attachments") or []
+        ],
+    }
 
 
 class ActionModule(ActionBase):

@@ -31,6 +31,7 @@ LIFECYCLE = {
     "tests/integration/test_costs.py",
     "tests/integration/test_start.py",
     "tests/integration/test_update.py",
+    "tests/integration/test_data_volume.py",
     "tests/e2e/test_site.py",
 }
 
@@ -43,14 +44,18 @@ INSTANCE_TAG_KEYS = {"Autostop", "MaxHours", "InstanceType", "Zone", "Market", "
 # Of those, what follows a box after its launch (its autostop settings, the type start.yml or the plan change), on
 # its own instance only.
 RETAG_KEYS = {"Autostop", "InstanceType", "MaxHours"}
+# A data volume (roles/ec2_data), made apart from its box, also names the box it belongs to.
+VOLUME_TAG_KEYS = {"DataOf"}
 # A mutating statement must tie what it allows to gpubox's tags: through the tags on the resource, the tags in the
 # request, or (CreateTags) the create call the tags come with.
 OWNERSHIP_KEYS = {"aws:ResourceTag/ManagedBy", "aws:RequestTag/ManagedBy", "ec2:CreateAction"}
 # Actions on existing resources (change, stop, destroy): only on what gpubox tagged as its own.
 TAG_BOUND = {
+    "ec2:AttachVolume",
     "ec2:AuthorizeSecurityGroupIngress",
     "ec2:CancelSpotInstanceRequests",
     "ec2:DeleteSnapshot",
+    "ec2:DeleteVolume",
     "ec2:DeregisterImage",
     "ec2:ModifyInstanceAttribute",
     "ec2:ModifyVolume",
@@ -119,6 +124,7 @@ def test_policy_is_a_least_privilege_iam_document():
         if keys & {"aws:RequestTag/ManagedBy"}:
             tag_keys = condition(statement, "ForAllValues:StringEquals", "aws:TagKeys")
             allowed = TAG_KEYS | (INSTANCE_TAG_KEYS if {"ec2:RunInstances", "ec2:CreateTags"} & set(changes) else set())
+            allowed |= VOLUME_TAG_KEYS if types == {"volume"} else set()
             assert tag_keys and set(tag_keys) <= allowed, f"{sid}: request may set other tag keys: {tag_keys}"
         for action in changes:
             if action in TAG_BOUND:
@@ -141,7 +147,7 @@ def test_policy_is_a_least_privilege_iam_document():
                 assert condition(statement, "StringEquals", "aws:RequestTag/ManagedBy") == OWNER, sid
             if action == "ec2:RunInstances" and "instance" in types:
                 assert condition(statement, "StringEquals", "ec2:MetadataHttpTokens") == "required", f"{sid}: IMDSv2"
-            if action == "ec2:RunInstances" and "volume" in types:
+            if action in ("ec2:RunInstances", "ec2:CreateVolume") and "volume" in types:
                 assert condition(statement, "Bool", "ec2:Encrypted") == "true", f"{sid}: unencrypted volumes"
             if action == "ec2:RunInstances" and "security-group" in types:
                 assert condition(statement, "StringEquals", "aws:ResourceTag/ManagedBy") == OWNER, sid

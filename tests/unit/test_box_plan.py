@@ -74,7 +74,7 @@ def settings(result) -> dict[str, str]:
 
 def test_a_box_as_declared_has_no_plan():
     result = plan_of(declared(), instance())
-    assert result == {"rows": [], "changes": [], "check": {}, "lines": []}
+    assert result == {"rows": [], "changes": [], "check": {}, "data": [], "lines": []}
 
 
 def test_autostop_and_max_hours_are_retagged_for_the_agent():
@@ -135,6 +135,29 @@ def test_the_root_volume_grows_and_never_shrinks():
     shrunk = plan_of(declared(volume_size=32), instance())
     assert settings(shrunk) == {"volume_size": "cannot"} and shrunk["changes"] == []
     assert "never shrinks: declare volume_size: 64 or more" in "\n".join(shrunk["lines"])
+
+
+def test_a_declared_data_volume_is_attached_grown_and_never_shrunk_or_deleted():
+    made = plan_of(declared(data_volume=100), instance())
+    assert settings(made) == {"data_volume": "data"} and made["data"] == [{"name": "d2l", "data_volume": 100}]
+    assert made["changes"] == []  # ec2_data's, not ec2_update's
+    data = {"id": "vol-data", "size": 100, "instance_ids": ["i-0123456789abcdef0"], "tags": {"DataOf": "d2l"}}
+    volumes = [*VOLUMES, data]
+    same = plan.box_plan([declared(data_volume=100)], [instance()], volumes)
+    assert same["rows"] == [] and same["data"] == []
+    grown = plan.box_plan([declared(data_volume=150)], [instance()], volumes)
+    assert settings(grown) == {"data_volume": "grow"} and grown["data"] == [{"name": "d2l", "data_volume": 150}]
+    smaller = plan.box_plan([declared(data_volume=50)], [instance()], volumes)
+    assert settings(smaller) == {"data_volume": "cannot"} and smaller["data"] == []
+    dropped = plan.box_plan([declared()], [instance()], volumes)
+    text = "\n".join(dropped["lines"])
+    assert settings(dropped) == {"data_volume": "cannot"} and "never deletes a data volume unasked" in text
+    assert "-e gpubox_delete_data=yes" in text
+    # a volume tagged for another box, or not attached to this instance, is not this box's
+    other = [*VOLUMES, {**data, "tags": {"DataOf": "lab"}}]
+    assert plan.box_plan([declared(data_volume=100)], [instance()], other)["data"] == [
+        {"name": "d2l", "data_volume": 100}
+    ]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,9 @@ is a row of the plan, with what this run does about it:
                         gpubox_allow_restart=yes (stop, change, start), else the plan says how; a spot box cannot
   volume_size           larger: the root volume grows now, online, and its filesystem at the next configure.yml;
                         smaller: cannot (EBS volumes never shrink)
+  data_volume           none attached: the box's kept data volume (tag DataOf) is attached now, or a new one made;
+                        larger: it grows now, online; smaller: cannot; 0 with one attached: it stays (never deleted
+                        unasked). ec2_data applies these (`data`), ec2_update the rest (`changes`)
   market, image, zones  cannot change in place: the plan gives the way (bake an image, terminate, provision)
 
 A setting whose value AWS does not show is not compared (an instance launched before its tag existed).
@@ -25,6 +28,7 @@ VERDICT = {
     "wait": "no change while it runs (see below)",
     "cannot": "cannot change in place (see below)",
     "later": "no change now (see below)",
+    "data": "attached now (the kept one, else a new one)",
 }
 
 
@@ -78,7 +82,8 @@ def box_plan(
     declared type a box whose type is not declared may take; until they are given, such a box's types are listed in
     `check`. Returns {rows: [{box, instance_id, setting, now, declared, action, verdict}], changes: [what
     ec2_update applies: {box, instance_id, kind: tags|type|volume, ...}], check: {box: [types]}, lines: the plan
-    as aligned text with what to run for each row that changes nothing}."""
+    as aligned text with what to run for each row that changes nothing, data: the boxes whose data volume ec2_data
+    attaches or grows: {name, data_volume}}."""
     by_name = {}
     for instance in instances:
         name = (instance.get("tags") or {}).get("Name")
@@ -90,6 +95,7 @@ def box_plan(
     changes: list[dict] = []
     check: dict[str, list[str]] = {}
     notes: list[str] = []
+    data: list[dict] = []
 
     def row(box, instance, setting, now, declared, verdict, note=""):
         rows.append(
@@ -242,6 +248,32 @@ def box_plan(
                     f"elsewhere first).",
                 )
 
+        # the data volume: the project's volume tagged DataOf=NAME attached to the instance
+        declared_data = int(box.get("data_volume") or 0)
+        attached = [
+            v
+            for v in volumes
+            if instance_id in v.get("instance_ids", []) and (v.get("tags") or {}).get("DataOf") == name
+        ]
+        data_size = attached[0]["size"] if attached else 0
+        if declared_data and not attached:
+            row(box, instance, "data_volume", "none", declared_data, "data")
+            data.append({"name": name, "data_volume": declared_data})
+        elif declared_data > data_size:
+            row(box, instance, "data_volume", data_size, declared_data, "grow")
+            data.append({"name": name, "data_volume": declared_data})
+        elif attached and declared_data < data_size:
+            keep = (
+                f"its data volume {attached[0]['id']} stays as it is: an EBS volume never shrinks, and gpubox never "
+                f"deletes a data volume unasked. Declare data_volume: {data_size}"
+            )
+            if not declared_data:
+                keep += (
+                    f", or, to delete it, terminate the box with ansible-playbook playbooks/terminate.yml -e "
+                    f"gpubox_only={name} -e gpubox_confirm=yes -e gpubox_delete_data=yes"
+                )
+            row(box, instance, "data_volume", data_size, declared_data, "cannot", keep + ".")
+
         # what only a new launch can change
         market = "spot" if spot else "on-demand"
         if box.get("markets") and market not in box["markets"]:
@@ -277,7 +309,7 @@ def box_plan(
                 f"a box cannot leave its zone in place (its disk is there); to move it, {bake}.",
             )
 
-    return {"rows": rows, "changes": changes, "check": check, "lines": plan_lines(rows, notes, project)}
+    return {"rows": rows, "changes": changes, "check": check, "data": data, "lines": plan_lines(rows, notes, project)}
 
 
 def plan_lines(rows: list[dict], notes: list[str], project: str) -> list[str]:
