@@ -143,16 +143,19 @@ def test_a_declared_data_volume_is_attached_grown_and_never_shrunk_or_deleted():
     assert made["changes"] == []  # ec2_data's, not ec2_update's
     data = {"id": "vol-data", "size": 100, "instance_ids": ["i-0123456789abcdef0"], "tags": {"DataOf": "d2l"}}
     volumes = [*VOLUMES, data]
-    same = plan.box_plan([declared(data_volume=100)], [instance()], volumes)
+    same = plan.box_plan([declared(data_volume=100)], [instance(DataVolume="vol-data")], volumes)
     assert same["rows"] == [] and same["data"] == []
-    grown = plan.box_plan([declared(data_volume=150)], [instance()], volumes)
+    grown = plan.box_plan([declared(data_volume=150)], [instance(DataVolume="vol-data")], volumes)
     assert settings(grown) == {"data_volume": "grow"} and grown["data"] == [{"name": "d2l", "data_volume": 150}]
-    smaller = plan.box_plan([declared(data_volume=50)], [instance()], volumes)
+    smaller = plan.box_plan([declared(data_volume=50)], [instance(DataVolume="vol-data")], volumes)
     assert settings(smaller) == {"data_volume": "cannot"} and smaller["data"] == []
-    dropped = plan.box_plan([declared()], [instance()], volumes)
+    dropped = plan.box_plan([declared()], [instance(DataVolume="vol-data")], volumes)
     text = "\n".join(dropped["lines"])
     assert settings(dropped) == {"data_volume": "cannot"} and "never deletes a data volume unasked" in text
     assert "-e gpubox_delete_data=yes" in text
+    # attached, but the instance does not name it (the inventory would not hand it to the box): named again, no row
+    unnamed = plan.box_plan([declared(data_volume=100)], [instance()], volumes)
+    assert unnamed["rows"] == [] and unnamed["data"] == [{"name": "d2l", "data_volume": 100}]
     # a volume tagged for another box, or not attached to this instance, is not this box's
     other = [*VOLUMES, {**data, "tags": {"DataOf": "lab"}}]
     assert plan.box_plan([declared(data_volume=100)], [instance()], other)["data"] == [

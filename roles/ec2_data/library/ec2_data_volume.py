@@ -15,7 +15,8 @@ description:
   - "For each box of I(boxes): the volume tagged C(DataOf=NAME) with every one of I(owner_tags) is the box's. None:
     a new one of I(data_volume) GiB is made in the instance's zone. One that is available is attached when it is in the
     instance's zone (else the module refuses, naming the zone: the launch pins a box with a kept volume to its zone).
-    One attached to the instance is left as it is; one attached to another instance is refused. A volume smaller
+    One attached to the instance is left as it is; one attached to another instance is refused. The instance's tag
+    C(DataVolume) names the volume (the dynamic inventory hands it to the box, whose data role mounts it). A volume smaller
     than I(data_volume) grows (C(ModifyVolume), online); a larger one is reported, never shrunk. Two volumes for one box
     are refused with their ids."
   - A volume with C(DataOf=NAME) but not all of I(owner_tags) is not the project's and is never touched (a warning
@@ -81,6 +82,7 @@ with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing bot
 
 POLL_SECONDS = 2
 DATA_TAG = "DataOf"
+INSTANCE_TAG = "DataVolume"
 
 
 def data_volumes(ec2, name: str, owner: dict, module) -> list[dict]:
@@ -200,6 +202,13 @@ def ensure(module, ec2, box: dict) -> tuple[dict, list[str]]:
                 a.get("State") == "attached" for a in v.get("Attachments") or []), timeout)  # fmt: skip
         done["attached"] = True
         notes.append(f"Box {name}: attached its data volume {volume_id} ({volume['Size']} GiB) at {device}.")
+    tagged = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}.get(INSTANCE_TAG)
+    if tagged != volume_id:
+        # the instance names its data volume: the inventory hands it to the box (the data role mounts it)
+        if not module.check_mode:
+            ec2.create_tags(Resources=[instance_id], Tags=[{"Key": INSTANCE_TAG, "Value": volume_id}])
+        if not notes:
+            notes.append(f"Box {name}: its instance {instance_id} names its data volume {volume_id} (tag {INSTANCE_TAG}).")
     if volume["Size"] < size:
         if not module.check_mode:
             ec2.modify_volume(VolumeId=volume_id, Size=size)

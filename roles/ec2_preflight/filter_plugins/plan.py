@@ -259,6 +259,8 @@ def box_plan(
         if declared_data and not attached:
             row(box, instance, "data_volume", "none", declared_data, "data")
             data.append({"name": name, "data_volume": declared_data})
+        elif attached and tags.get("DataVolume") != attached[0]["id"]:
+            data.append({"name": name, "data_volume": max(declared_data, data_size)})  # the instance names it again
         elif declared_data > data_size:
             row(box, instance, "data_volume", data_size, declared_data, "grow")
             data.append({"name": name, "data_volume": declared_data})
