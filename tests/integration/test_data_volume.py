@@ -103,6 +103,9 @@ def test_terminate_keeps_the_data_volume_and_says_what_it_costs(story, proxy, ec
     message = said(run, "Say which data volumes are kept, what they cost and how to delete them")
     assert f"Kept box keep's data volume {volume['VolumeId']} (30 GiB in {ZONE}): about $2.40 a month" in message
     assert "-e gpubox_only=keep -e gpubox_confirm=yes -e gpubox_delete_data=yes" in message
+    listed = said(play(story, proxy, "list"), "Print the boxes")
+    assert "KEPT DATA VOLUME OF" in listed and f"keep                 {volume['VolumeId']}  {ZONE}" in listed
+    assert "30 GiB gp3" in listed and "2.40" in listed
     assert ec2m.describe_instances(InstanceIds=[old])["Reservations"][0]["Instances"][0]["State"]["Name"] in (
         "shutting-down",
         "terminated",
