@@ -1,8 +1,8 @@
 """From nothing to a notebook and through the box's life: the rehearsal (unchanged site.yml against the local EC2
 API, whose instances are containers: the EC2 twin), then what a person does next: ssh in, open the tunnel, use
 JupyterLab in a browser, list, stop, start, let autostop power the box off, bake an image and launch from it, live
-through a spot interruption, move a box out of a zone without capacity, terminate. The tests run in order; each
-builds on the state the previous one left."""
+through a spot interruption, move a box out of a zone without capacity, keep a data volume across boxes, terminate.
+The tests run in order; each builds on the state the previous one left."""
 
 from __future__ import annotations
 
@@ -374,6 +374,31 @@ def test_a_box_whose_zone_is_out_of_capacity_moves_with_the_users_files(rehearsa
     assert out == [new["InstanceId"], "epoch 7, loss 0.31"]  # the new box, with the user's file
     moving = ec2.describe_images(Owners=["self"], Filters=[{"Name": "tag:SourceBox", "Values": ["baked"]}])["Images"]
     assert moving == []  # the move's image is gone; only the image baked by image.yml (SourceBox d2l) stays
+
+
+def test_a_data_volume_outlives_its_box_and_comes_back_with_the_next_one(rehearsal):
+    """A box that declares data_volume gets it mounted at ~/work; terminate.yml keeps it (and says so), list.yml shows
+    it, the next site.yml launches the box again and mounts it with the user's file; the flag deletes it."""
+    boxes = json.dumps({"gpubox_boxes": [*MORE_BOXES, {"name": "work", "image": f"my:{IMAGE}", "data_volume": 1}]})
+    run(rehearsal, "site.yml", "-e", boxes)
+    first = rehearsal.instance("work")
+    assert ssh(rehearsal, "work", "findmnt -n -o FSTYPE ~/work").stdout.strip() == "xfs"
+    ssh(rehearsal, "work", "echo 'epoch 12: 0.27' > ~/work/results.txt")
+    proc = run(rehearsal, "playbooks/terminate.yml", "-e", "gpubox_only=work", "-e", "gpubox_confirm=yes")
+    ec2 = api_client("ec2", rehearsal.state()["endpoint"])
+    (volume,) = ec2.describe_volumes(Filters=[{"Name": "tag:DataOf", "Values": ["work"]}])["Volumes"]
+    assert f"Kept box work's data volume {volume['VolumeId']}" in said(proc) and volume["State"] == "available"
+    assert volume["VolumeId"] in run(rehearsal, "playbooks/list.yml").stdout
+
+    run(rehearsal, "site.yml", "-e", boxes)
+    again = rehearsal.instance("work")
+    assert again["InstanceId"] != first["InstanceId"]
+    out = ssh(rehearsal, "work", "hostname; cat ~/work/results.txt").stdout.splitlines()
+    assert out == [again["InstanceId"], "epoch 12: 0.27"]  # a new box, with the user's file
+
+    run(rehearsal, "playbooks/terminate.yml", "-e", "gpubox_only=work", "-e", "gpubox_confirm=yes", "-e",
+        "gpubox_delete_data=yes")  # fmt: skip
+    assert ec2.describe_volumes(Filters=[{"Name": "tag:DataOf", "Values": ["work"]}])["Volumes"] == []
 
 
 def test_terminate_removes_the_boxes_and_nothing_else(rehearsal):

@@ -7,7 +7,8 @@ What each call and event does, and what the twin does not honour: docs/testing.m
 the container PREFIX-INSTANCEID on the twin's network, labelled org.gpubox.twin=PREFIX (nothing without that label
 is ever touched) and org.gpubox.instance=INSTANCEID; its address is the twin's choice (podman --ip, with a MAC made
 from it), so a reboot keeps it and a start gets another; baked images are localhost/PREFIX-ami:AMIID; EBS volume
-files are WORKDIR/volumes/gpubox-twin-VOLUMEID.img on loop devices; the instance metadata service is
+files are WORKDIR/volumes/gpubox-twin-VOLUMEID.img on loop devices (AttachVolume makes a running box's device node
+itself: its container may use loop devices); the instance metadata service is
 tests/ground/imds.py on the network's host address, told which box asks by the client address.
 """
 
@@ -46,6 +47,10 @@ LOGIN_USER = "ubuntu"
 PENDING, RUNNING, SHUTTING_DOWN, STOPPING = ("pending", 0), ("running", 16), ("shutting-down", 32), ("stopping", 64)
 
 
+# Loop devices (block major 7): the EBS volumes of a box are loop devices, some attached after its start.
+LOOP_RULE = "b 7:* rwm"
+
+
 def type_limits(instance_type: str, host_cpus: int | None = None, host_mib: int | None = None) -> tuple[int, int]:
     """(CPUs, memory MiB) of a box of this type: the type's vCPUs and memory, at most this machine's CPUs and
     three quarters of its memory."""
@@ -81,6 +86,7 @@ class Volume:
     file: Path
     loop: str
     device: str  # in the box: /dev/nvmeNn1
+    hot: bool = False  # attached to the running box (AttachVolume): its device node is made in the box at each boot
 
 
 @dataclass
@@ -134,6 +140,7 @@ class Twin:
                 "create_image",
                 "deregister_image",
                 "modify_volume",
+                "attach_volume",
             )
         }
         no_reboot = threading.local()
@@ -188,6 +195,12 @@ class Twin:
                 twin.grow_volume(volume_id, int(target_size))
             return volume
 
+        def attach_volume(backend, volume_id, instance_id, device_path, delete_on_termination=False):
+            attachment = original["attach_volume"](backend, volume_id, instance_id, device_path, delete_on_termination)
+            if attachment is not None and instance_id in twin.boxes:
+                twin.hot_attach(backend, instance_id, volume_id)
+            return attachment
+
         def amis_create_image(response):
             no_reboot.value = str(response._get_param("NoReboot", "false")).lower() == "true"
             try:
@@ -207,6 +220,7 @@ class Twin:
             ("create_image", create_image),
             ("deregister_image", deregister_image),
             ("modify_volume", modify_volume),
+            ("attach_volume", attach_volume),
         ):
             setattr(EC2Backend, name, wrapper)
 
@@ -314,7 +328,12 @@ class Twin:
                     str(cpus),
                     "--memory",
                     f"{mib}m",
-                    *(["--cap-add", "SYS_ADMIN", *devices] if devices else []),
+                    # a box may mount its disks, and take a volume attached later (hot_attach)
+                    "--cap-add",
+                    "SYS_ADMIN",
+                    "--device-cgroup-rule",
+                    LOOP_RULE,
+                    *devices,
                 ],
                 [image],
             )
@@ -406,6 +425,33 @@ class Twin:
             if volume.file.stat().st_size < size_gib * 2**30:
                 os.truncate(volume.file, size_gib * 2**30)
                 subprocess.run(["losetup", "-c", volume.loop], check=True, capture_output=True)
+
+    def hot_attach(self, backend, instance_id: str, volume_id: str) -> None:
+        """AttachVolume: the volume's loop device becomes the box's next NVMe disk, at once if the box runs (its
+        container allows loop devices: LOOP_RULE), else at its next boot."""
+        box = self._box(instance_id)
+        with self._lock:
+            if any(v.volume_id == volume_id for v in box.volumes):
+                return
+            file, loop = self._loop_for(backend.get_volume(volume_id))
+            volume = Volume(volume_id, file, loop, f"/dev/nvme{len(box.volumes) + 1}n1", hot=True)
+            box.volumes.append(volume)
+        if podman("inspect", "--format", "{{.State.Status}}", box.container, check=False).stdout.strip() == "running":
+            self._make_nodes(box)
+
+    def _make_nodes(self, box: Box) -> None:
+        """The device nodes of the hot-attached volumes and udev's links to them (what the kernel and udev do)."""
+        script = []
+        for volume in box.volumes:
+            if volume.hot:
+                rdev = os.stat(volume.loop).st_rdev
+                node = f"{volume.device} b {os.major(rdev)} {os.minor(rdev)}"
+                script.append(
+                    f"{{ [ -b {volume.device} ] || mknod -m 0660 {node}; }} && mkdir -p /dev/disk/by-id && "
+                    f"ln -sfn {volume.device} {by_id_link(volume.volume_id)}"
+                )
+        if script:
+            podman("exec", "--privileged", box.container, "sh", "-ec", " && ".join(script))
 
     def interrupt(self, instance_id: str, action: str) -> None:
         """A spot interruption notice's time has come: EC2 stops (or terminates) the instance."""
@@ -559,9 +605,11 @@ class Twin:
     def _cloud_init(self, box: Box, first_boot: bool) -> None:
         """What cloud-init does on EC2: the key pair's public key for the login user, SSH host keys of the box's
         own on its first boot from a baked image, and (every boot) udev's links to the EBS volumes."""
+        self._make_nodes(box)
         script = []
         for volume in box.volumes:
-            script.append(f"mkdir -p /dev/disk/by-id && ln -sfn {volume.device} {by_id_link(volume.volume_id)}")
+            if not volume.hot:
+                script.append(f"mkdir -p /dev/disk/by-id && ln -sfn {volume.device} {by_id_link(volume.volume_id)}")
         if first_boot and box.baked:
             script.append("rm -f /etc/ssh/ssh_host_* && ssh-keygen -A -q && (systemctl try-restart ssh || true)")
         key = None
@@ -584,17 +632,19 @@ class Twin:
         mappings = sorted(instance.get_block_device_mapping, key=lambda item: item[0])
         extra = [(name, bdt) for name, bdt in mappings if name != instance.root_device_name]
         for n, (_, device) in enumerate(extra, start=1):
-            ebs = instance.ec2_backend.get_volume(device.volume_id)
-            file = self.workdir / "volumes" / f"gpubox-twin-{ebs.id}.img"  # the name tests/ground/fresh.sh knows
-            file.parent.mkdir(parents=True, exist_ok=True)
-            if not file.exists() or file.stat().st_size < ebs.size * 2**30:
-                with open(file, "ab") as f:
-                    f.truncate(ebs.size * 2**30)
-            loop = subprocess.run(
-                ["losetup", "-f", "--show", str(file)], capture_output=True, text=True, check=True
-            ).stdout.strip()
-            volumes.append(Volume(ebs.id, file, loop, f"/dev/nvme{n}n1"))
+            file, loop = self._loop_for(instance.ec2_backend.get_volume(device.volume_id))
+            volumes.append(Volume(device.volume_id, file, loop, f"/dev/nvme{n}n1"))
         return volumes
+
+    def _loop_for(self, ebs) -> tuple[Path, str]:
+        """The volume's file (kept across its attachments: its data) as a loop device."""
+        file = self.workdir / "volumes" / f"gpubox-twin-{ebs.id}.img"  # the name tests/ground/fresh.sh knows
+        file.parent.mkdir(parents=True, exist_ok=True)
+        if not file.exists() or file.stat().st_size < ebs.size * 2**30:
+            with open(file, "ab") as f:
+                f.truncate(ebs.size * 2**30)
+        loop = subprocess.run(["losetup", "-f", "--show", str(file)], capture_output=True, text=True, check=True)
+        return file, loop.stdout.strip()
 
     def _serve_imds(self) -> None:
         from tests.ground.imds import ImdsStandin

@@ -240,6 +240,27 @@ def test_an_extra_ebs_volume_is_a_block_device_that_outlives_the_box(ec2, twin):
     assert volume_id not in loops  # the device went with the box
 
 
+def test_a_volume_attached_to_a_running_box_is_its_next_disk_and_follows_it_to_another_box(ec2, twin):
+    first = launch(ec2)
+    zone = described(ec2, first)["Placement"]["AvailabilityZone"]
+    volume_id = ec2.create_volume(AvailabilityZone=zone, Size=1, VolumeType="gp3")["VolumeId"]
+    ec2.attach_volume(VolumeId=volume_id, InstanceId=first, Device="/dev/sdf")
+    link = by_id_link(volume_id)
+    assert on_box(first, f"readlink -f {link}").strip() == "/dev/nvme1n1"  # at once, without a restart
+    on_box(first, f"mkfs.ext4 -q {link} && mkdir -p /mnt/data && mount {link} /mnt/data && echo kept >/mnt/data/f")
+    ec2.stop_instances(InstanceIds=[first])
+    ec2.start_instances(InstanceIds=[first])
+    assert on_box(first, f"mount {link} /mnt/data && cat /mnt/data/f") == "kept\n"  # there again after a start
+    ec2.terminate_instances(InstanceIds=[first])
+    assert ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]["State"] == "available"
+
+    second = launch(ec2, Placement={"AvailabilityZone": zone})
+    ec2.attach_volume(VolumeId=volume_id, InstanceId=second, Device="/dev/sdf")
+    assert on_box(second, f"mkdir -p /mnt/data && mount {link} /mnt/data && cat /mnt/data/f") == "kept\n"
+    ec2.terminate_instances(InstanceIds=[second])
+    ec2.delete_volume(VolumeId=volume_id)
+
+
 def metadata(instance_id: str, imds_url: str, path: str) -> str:
     """What the box itself gets from the metadata service (IMDSv2), asked from inside it."""
     script = (
