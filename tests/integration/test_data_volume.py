@@ -124,6 +124,20 @@ def test_a_box_launched_again_comes_back_in_the_volumes_zone_with_it(story, prox
     assert [e["zone"] for e in proxy.requests if e["action"] == "RunInstances"] == [ZONE]
 
 
+def test_a_box_with_a_data_volume_is_not_moved_to_another_zone(story, proxy, ec2m):
+    boxes = {"gpubox_boxes": [{**BOX, "zones": [ZONE, OTHER], "data_volume": 30}]}
+    run = play(story, proxy, "stop", None, **boxes)
+    assert run.rc == 0, run.output[-3000:]
+    proxy.clear()
+    proxy.add_rule("StartInstances", "InsufficientInstanceCapacity", zone=ZONE)
+    run = playbook("start", story["env"], "-e", "gpubox_allow_move=yes", extra=settings(**boxes))
+    assert run.rc != 0 and "it has a data volume, which lives in us-west-2a and cannot follow it" in run.failure()
+    assert [e["action"] for e in proxy.requests if e["action"] in ("CreateImage", "RunInstances")] == []
+    assert instance(ec2m)["State"]["Name"] == "stopped"
+    run = play(story, proxy, "start", None, **boxes)
+    assert run.rc == 0 and instance(ec2m)["State"]["Name"] == "running"
+
+
 def test_a_foreign_lookalike_volume_is_never_touched(story, proxy, ec2m):
     foreign = ec2m.create_volume(
         AvailabilityZone=ZONE,

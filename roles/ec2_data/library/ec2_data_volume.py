@@ -15,10 +15,10 @@ description:
   - "For each box of I(boxes): the volume tagged C(DataOf=NAME) with every one of I(owner_tags) is the box's. None:
     a new one of I(data_volume) GiB is made in the instance's zone. One that is available is attached when it is in the
     instance's zone (else the module refuses, naming the zone: the launch pins a box with a kept volume to its zone).
-    One attached to the instance is left as it is; one attached to another instance is refused. The instance's tag
-    C(DataVolume) names the volume (the dynamic inventory hands it to the box, whose data role mounts it). A volume smaller
-    than I(data_volume) grows (C(ModifyVolume), online); a larger one is reported, never shrunk. Two volumes for one box
-    are refused with their ids."
+    One attached to the instance is left as it is; one attached to another instance is refused. The instance's
+    tag C(DataVolume) names the volume (the dynamic inventory hands it to the box, whose data role mounts it). A
+    volume smaller than I(data_volume) grows (C(ModifyVolume), online); a larger one is reported, never shrunk. Two
+    volumes for one box are refused with their ids."
   - A volume with C(DataOf=NAME) but not all of I(owner_tags) is not the project's and is never touched (a warning
     names it).
 options:
@@ -208,7 +208,7 @@ def ensure(module, ec2, box: dict) -> tuple[dict, list[str]]:
         if not module.check_mode:
             ec2.create_tags(Resources=[instance_id], Tags=[{"Key": INSTANCE_TAG, "Value": volume_id}])
         if not notes:
-            notes.append(f"Box {name}: its instance {instance_id} names its data volume {volume_id} (tag {INSTANCE_TAG}).")
+            notes.append(f"Box {name}: its instance {instance_id} names its data volume {volume_id} ({INSTANCE_TAG}).")
     if volume["Size"] < size:
         if not module.check_mode:
             ec2.modify_volume(VolumeId=volume_id, Size=size)

@@ -406,6 +406,18 @@ def move_box(module, ec2, launcher, instance: dict, box: dict, start: dict, slee
     start_rows = [f"  {line}" for line in attempt_table(start["attempt_log"])]
     head = [f"Box {name} ({old_id}) could not be started in {zone}:", *start_rows]
     user = kept_tags(instance).get("SshUser", "")
+    if {t["Key"] for t in instance.get("Tags", [])} & {"DataVolume"}:
+        return {
+            **start,
+            "failed": True,
+            "msg": "\n".join(
+                [
+                    *head,
+                    f"gpubox_allow_move=yes: it has a data volume, which lives in {zone} and cannot follow it to "
+                    f"another zone, so it is not moved; {stays}. Run start.yml again later, or declare more types.",
+                ]
+            ),
+        }
     if not move_subnets(ec2, instance, box["zones"]):
         declared = ", ".join(box["zones"]) or "all of the region's"
         return {
