@@ -57,8 +57,8 @@ def converge(box, *args: str, check: bool = True):
     return run_ansible(["ansible-playbook", "-i", str(box["inventory"]), str(box["play"]), *args], check=check)
 
 
-def on_box(box, *cmd: str) -> str:
-    return podman("exec", box["container"], *cmd).stdout.strip()
+def on_box(box, *cmd: str, check: bool = True) -> str:
+    return podman("exec", box["container"], *cmd, check=check).stdout.strip()
 
 
 def test_a_new_volume_is_formatted_once_and_mounted_for_the_user(box):
@@ -85,6 +85,18 @@ def test_a_volume_with_files_is_mounted_again_never_formatted(box):
     on_box(box, "umount", MOUNT)
     on_box(box, "sed", "-i", f"\\# {MOUNT} #d", "/etc/fstab")
     assert changed_count(converge(box).stdout) > 0
+    assert on_box(box, "cat", f"{MOUNT}/epoch.txt") == "checkpoint-7"
+
+
+def test_files_in_the_way_are_never_hidden_by_the_mount(box):
+    on_box(box, "umount", MOUNT)
+    on_box(box, "sed", "-i", f"\\# {MOUNT} #d", "/etc/fstab")
+    on_box(box, "sh", "-c", f"echo mine > {MOUNT}/notes.txt")
+    proc = converge(box, check=False)
+    assert proc.returncode != 0 and "already holds files" in proc.stdout and f"{MOUNT}/notes.txt" in proc.stdout
+    assert on_box(box, "findmnt", "-n", MOUNT, check=False) == ""
+    on_box(box, "rm", f"{MOUNT}/notes.txt")
+    converge(box)
     assert on_box(box, "cat", f"{MOUNT}/epoch.txt") == "checkpoint-7"
 
 

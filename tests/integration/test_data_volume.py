@@ -101,7 +101,8 @@ def test_terminate_keeps_the_data_volume_and_says_what_it_costs(story, proxy, ec
     (volume,) = data_volumes(ec2m)
     assert volume["State"] == "available" and "DeleteVolume" not in changes(proxy)
     message = said(run, "Say which data volumes are kept, what they cost and how to delete them")
-    assert f"Kept box keep's data volume {volume['VolumeId']} (30 GiB in {ZONE}): about $2.40 a month" in message
+    kept = f"Kept the data volume of box keep: {volume['VolumeId']} (30 GiB in {ZONE}), about $2.40 a month"
+    assert kept in message
     assert "-e gpubox_only=keep -e gpubox_confirm=yes -e gpubox_delete_data=yes" in message
     listed = said(play(story, proxy, "list"), "Print the boxes")
     assert "KEPT DATA VOLUME OF" in listed and f"keep                 {volume['VolumeId']}  {ZONE}" in listed
