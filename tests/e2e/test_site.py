@@ -380,10 +380,14 @@ def test_a_data_volume_outlives_its_box_and_comes_back_with_the_next_one(rehears
     """A box that declares data_volume gets it mounted at ~/work; terminate.yml keeps it (and says so), list.yml shows
     it, the next site.yml launches the box again and mounts it with the user's file; the flag deletes it."""
     boxes = json.dumps({"gpubox_boxes": [*MORE_BOXES, {"name": "work", "image": f"my:{IMAGE}", "data_volume": 1}]})
-    run(rehearsal, "site.yml", "-e", boxes)
+    on_data = ["-e", "gpubox_notebooks_on_data=yes", "--limit", "localhost,work"]
+    run(rehearsal, "site.yml", "-e", boxes, *on_data)
     first = rehearsal.instance("work")
     assert ssh(rehearsal, "work", "findmnt -n -o FSTYPE ~/work").stdout.strip() == "xfs"
     ssh(rehearsal, "work", "echo 'epoch 12: 0.27' > ~/work/results.txt")
+    # the notebooks are on the volume, and Jupyter opens them there
+    ssh(rehearsal, "work", "echo '# my note' >> ~/work/d2l-en/pytorch/chapter_introduction/index.ipynb")
+    assert "/home/ubuntu/work/d2l-en/pytorch" in ssh(rehearsal, "work", "systemctl cat jupyter").stdout
     proc = run(rehearsal, "playbooks/terminate.yml", "-e", "gpubox_only=work", "-e", "gpubox_confirm=yes")
     ec2 = api_client("ec2", rehearsal.state()["endpoint"])
     (volume,) = ec2.describe_volumes(Filters=[{"Name": "tag:DataOf", "Values": ["work"]}])["Volumes"]
@@ -391,11 +395,13 @@ def test_a_data_volume_outlives_its_box_and_comes_back_with_the_next_one(rehears
     assert volume["State"] == "available"
     assert volume["VolumeId"] in run(rehearsal, "playbooks/list.yml").stdout
 
-    run(rehearsal, "site.yml", "-e", boxes)
+    run(rehearsal, "site.yml", "-e", boxes, *on_data)
     again = rehearsal.instance("work")
     assert again["InstanceId"] != first["InstanceId"]
     out = ssh(rehearsal, "work", "hostname; cat ~/work/results.txt").stdout.splitlines()
     assert out == [again["InstanceId"], "epoch 12: 0.27"]  # a new box, with the user's file
+    edited = ssh(rehearsal, "work", "tail -n 1 ~/work/d2l-en/pytorch/chapter_introduction/index.ipynb").stdout
+    assert edited.strip() == "# my note"  # and the notebook the user edited
 
     run(rehearsal, "playbooks/terminate.yml", "-e", "gpubox_only=work", "-e", "gpubox_confirm=yes", "-e",
         "gpubox_delete_data=yes")  # fmt: skip
