@@ -195,6 +195,20 @@ def closed_by(closed: list[tuple[tuple[str, str], int]], candidate: dict) -> int
     return next((row for scope, row in closed if in_scope(scope, candidate)), None)
 
 
+def skipped(attempts: list[dict], closed: list, candidate: dict, unusable: str = "") -> bool:
+    """Whether the candidate is not to be asked for: it cannot be used (`unusable` says why) or a quota that refused
+    an earlier one covers it. Either way its row is added to the attempts."""
+    if unusable:
+        attempts.append(attempt_row(candidate, "skipped", "", unusable))
+        return True
+    refused_by = closed_by(closed, candidate)
+    if refused_by is None:
+        return False
+    why = f"the quota that refused #{refused_by + 1} covers it"
+    attempts.append(attempt_row(candidate, "skipped", attempts[refused_by]["code"], why))
+    return True
+
+
 def note_refusal(exc: Exception, candidate: dict, region: str, attempts: list[dict], closed: list) -> tuple[str, str]:
     """A refused request, in the attempts: capacity and quota get their row (a quota also closes its scope, for
     closed_by); (kind, 'CODE: message') for the caller, who moves on after capacity or a quota and stops after
@@ -312,13 +326,7 @@ def start_as(ec2, starter, instance: dict, order: list[str], region: str, params
             continue
         if itype != original and why_not is None:
             why_not = usable_types(ec2, instance, order)
-        if why_not and why_not.get(itype):
-            attempts.append(attempt_row(candidate, "skipped", "", why_not[itype]))
-            continue
-        refused_by = closed_by(closed, candidate)
-        if refused_by is not None:
-            why = f"the quota that refused #{refused_by + 1} covers it"
-            attempts.append(attempt_row(candidate, "skipped", "", why))
+        if skipped(attempts, closed, candidate, (why_not or {}).get(itype, "")):
             continue
         if itype != current:
             ec2.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": itype})

@@ -226,12 +226,12 @@ from ansible.module_utils.gpubox_ec2 import (  # noqa: E402 - the project's modu
     GONE_STATES,
     attempt_row,
     attempt_table,
-    closed_by,
     connection_errors,
     error_of,
     launch_request,
     note_refusal,
     repeating,
+    skipped,
     wait_running,
 )
 from ansible.module_utils.gpubox_ec2 import Ec2BoxError as LaunchError  # noqa: E402
@@ -364,11 +364,7 @@ def try_candidates(
     attempts: list[dict] = []
     closed: list[tuple[tuple[str, str], int]] = []  # quota scopes refused so far, with the row that refused
     for index, candidate in enumerate(candidates):
-        refused_by = closed_by(closed, candidate)
-        if refused_by is not None:
-            first = attempts[refused_by]
-            why = f"the quota that refused #{refused_by + 1} covers it"
-            attempts.append(attempt_row(candidate, "skipped", first["code"], why))
+        if skipped(attempts, closed, candidate):
             continue
         placement = {
             "InstanceType": candidate["instance_type"],

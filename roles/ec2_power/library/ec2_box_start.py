@@ -154,13 +154,13 @@ from ansible.module_utils.gpubox_ec2 import (  # noqa: E402 - the project's modu
     Ec2BoxError,
     attempt_row,
     attempt_table,
-    closed_by,
     connection_errors,
     describe,
     error_of,
     launch_request,
     note_refusal,
     repeating,
+    skipped,
     start_as,
     tag_list,
     usable_types,
@@ -322,13 +322,7 @@ def launch_elsewhere(module, ec2, launcher, instance: dict, image: dict, box: di
     for itype in order:
         for zone, subnet in subnets.items():
             candidate = {"instance_type": itype, "zone": zone, "market": "on-demand"}
-            if why_not[zone].get(itype):
-                attempts.append(attempt_row(candidate, "skipped", "", why_not[zone][itype]))
-                continue
-            refused_by = closed_by(closed, candidate)
-            if refused_by is not None:
-                why = f"the quota that refused #{refused_by + 1} covers it"
-                attempts.append(attempt_row(candidate, "skipped", "", why))
+            if skipped(attempts, closed, candidate, why_not[zone].get(itype, "")):
                 continue
             one = {
                 "image_id": image["ImageId"],
