@@ -89,6 +89,9 @@ def ssh_entries(r: Rehearsal) -> str:
 
 def run(r: Rehearsal, playbook: str, *args: str) -> subprocess.CompletedProcess:
     proc = r.playbook(playbook, *args, check=False, capture_output=True, text=True)
+    if proc.returncode != 0:  # the whole output, for the failure that is not in its tail
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "e2e-failed-run.txt").write_text(proc.stdout + proc.stderr)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
     return proc
 
@@ -380,14 +383,14 @@ def test_a_data_volume_outlives_its_box_and_comes_back_with_the_next_one(rehears
     """A box that declares data_volume gets it mounted at ~/work; terminate.yml keeps it (and says so), list.yml shows
     it, the next site.yml launches the box again and mounts it with the user's file; the flag deletes it."""
     boxes = json.dumps({"gpubox_boxes": [*MORE_BOXES, {"name": "work", "image": f"my:{IMAGE}", "data_volume": 1}]})
-    on_data = ["-e", "gpubox_notebooks_on_data=yes", "--limit", "localhost,work"]
+    on_data = ["-e", "gpubox_notebooks_on_data=yes"]
     run(rehearsal, "site.yml", "-e", boxes, *on_data)
     first = rehearsal.instance("work")
     assert ssh(rehearsal, "work", "findmnt -n -o FSTYPE ~/work").stdout.strip() == "xfs"
     ssh(rehearsal, "work", "echo 'epoch 12: 0.27' > ~/work/results.txt")
     # the notebooks are on the volume, and Jupyter opens them there
     ssh(rehearsal, "work", "echo '# my note' >> ~/work/d2l-en/pytorch/chapter_introduction/index.ipynb")
-    assert "/home/ubuntu/work/d2l-en/pytorch" in ssh(rehearsal, "work", "systemctl cat jupyter").stdout
+    assert "WorkingDirectory=/home/ubuntu/work/d2l-en" in ssh(rehearsal, "work", "systemctl cat jupyter").stdout
     proc = run(rehearsal, "playbooks/terminate.yml", "-e", "gpubox_only=work", "-e", "gpubox_confirm=yes")
     ec2 = api_client("ec2", rehearsal.state()["endpoint"])
     (volume,) = ec2.describe_volumes(Filters=[{"Name": "tag:DataOf", "Values": ["work"]}])["Volumes"]
