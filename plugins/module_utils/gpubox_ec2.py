@@ -16,6 +16,7 @@ with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing bot
     import botocore.exceptions
 
 GONE_STATES = ["shutting-down", "terminated"]
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 POLL_SECONDS = 5
 # The longest pause between two repeats of a throttled request.
 MAX_THROTTLE_PAUSE = 20.0
@@ -427,3 +428,36 @@ def launch_request(box: dict, subnet_maps_public_ip: bool) -> dict:
         for t in resource_types
     ]
     return request
+
+
+def _describe_instances(ec2, filters: list[dict]) -> list[dict]:
+    pages = ec2.get_paginator("describe_instances").paginate(Filters=filters)
+    return [i for page in pages for r in page.get("Reservations", []) for i in r.get("Instances", [])]
+
+
+def find_box(ec2, name: str, owner: dict) -> tuple[list[dict], list[dict], list[dict]]:
+    """The instances of box `name` (tags Name and Project): (its live instances, its terminated ones EC2 still
+    lists, lookalikes without all the owner tags). Used by the launch and by ec2_data."""
+    project = owner["Project"]
+    found = _describe_instances(
+        ec2,
+        [
+            {"Name": "tag:Name", "Values": [name]},
+            {"Name": "tag:Project", "Values": [project]},
+            {"Name": "instance-state-name", "Values": LIVE_STATES + GONE_STATES},
+        ],
+    )
+    live, gone, foreign = [], [], []
+    for inst in found:
+        tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+        if tags.get("Name") != name or tags.get("Project") != project:
+            continue
+        state = inst["State"]["Name"]
+        if any(tags.get(k) != str(v) for k, v in owner.items()):
+            if state in LIVE_STATES:
+                foreign.append(inst)
+        elif state in LIVE_STATES:
+            live.append(inst)
+        else:
+            gone.append(inst)
+    return live, gone, foreign

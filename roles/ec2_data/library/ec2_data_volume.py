@@ -74,7 +74,7 @@ notes:
 import contextlib  # noqa: E402 - Ansible modules document themselves before their imports
 import time  # noqa: E402
 
-from ansible.module_utils.gpubox_ec2 import Ec2BoxError, tag_list  # noqa: E402 - the project's module_utils
+from ansible.module_utils.gpubox_ec2 import Ec2BoxError, find_box, tag_list  # noqa: E402 - the project's module_utils
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
@@ -112,26 +112,10 @@ def data_volumes(ec2, name: str, owner: dict, module) -> list[dict]:
 
 def box_instance(ec2, name: str, owner: dict) -> dict:
     """The box's live instance (the oldest, as the launch takes it)."""
-    pages = ec2.get_paginator("describe_instances").paginate(
-        Filters=[
-            {"Name": "tag:Name", "Values": [name]},
-            {"Name": "tag:Project", "Values": [str(owner["Project"])]},
-            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
-        ]
-    )
-    found = [
-        i
-        for page in pages
-        for r in page["Reservations"]
-        for i in r["Instances"]
-        if all(
-            {t["Key"]: t["Value"] for t in i.get("Tags", [])}.get(k) == str(v)
-            for k, v in {**owner, "Name": name}.items()
-        )
-    ]
-    if not found:
+    live, _, _ = find_box(ec2, name, owner)
+    if not live:
         raise Ec2BoxError(f"Box {name} has no instance to attach its data volume to: run provision.yml.")
-    return min(found, key=lambda i: str(i.get("LaunchTime", "")))
+    return min(live, key=lambda i: str(i.get("LaunchTime", "")))
 
 
 def wait_volume(ec2, volume_id: str, ready, timeout: int, sleep=time.sleep, clock=time.monotonic) -> dict:

@@ -228,6 +228,7 @@ from ansible.module_utils.gpubox_ec2 import (  # noqa: E402 - the project's modu
     attempt_table,
     connection_errors,
     error_of,
+    find_box,
     launch_request,
     note_refusal,
     repeating,
@@ -241,7 +242,6 @@ with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing bot
     import botocore
     import botocore.config
 
-LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 MARKETS = ("on-demand", "spot")
 # Generations tried before giving up: each is a box of this name launched and terminated within the
 # last 24 hours or so (EC2 keeps a token that long after the instance's termination).
@@ -284,10 +284,6 @@ def instance_only_tags(tags: dict[str, str], extra: dict) -> dict[str, str]:
     return {str(k): str(v) for k, v in extra.items()}
 
 
-def _tags(resource: dict) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
-
-
 def client_token(region: str, project: str, name: str, request: dict, generation: int) -> str:
     """Token of one launch of the box: the same box, request and generation always give the same token.
 
@@ -297,38 +293,6 @@ def client_token(region: str, project: str, name: str, request: dict, generation
     """
     seed = json.dumps([region, project, name, request, generation], sort_keys=True, default=str)
     return "gpubox-" + hashlib.sha256(seed.encode()).hexdigest()[:48]
-
-
-def _describe(ec2, filters: list[dict]) -> list[dict]:
-    pages = ec2.get_paginator("describe_instances").paginate(Filters=filters)
-    return [i for page in pages for r in page.get("Reservations", []) for i in r.get("Instances", [])]
-
-
-def find_box(ec2, name: str, owner: dict) -> tuple[list[dict], list[dict], list[dict]]:
-    """(the box's live instances, its terminated ones EC2 still lists, lookalikes without all the owner tags)."""
-    project = owner["Project"]
-    found = _describe(
-        ec2,
-        [
-            {"Name": "tag:Name", "Values": [name]},
-            {"Name": "tag:Project", "Values": [project]},
-            {"Name": "instance-state-name", "Values": LIVE_STATES + GONE_STATES},
-        ],
-    )
-    live, gone, foreign = [], [], []
-    for inst in found:
-        tags = _tags(inst)
-        if tags.get("Name") != name or tags.get("Project") != project:
-            continue
-        state = inst["State"]["Name"]
-        if any(tags.get(k) != str(v) for k, v in owner.items()):
-            if state in LIVE_STATES:
-                foreign.append(inst)
-        elif state in LIVE_STATES:
-            live.append(inst)
-        else:
-            gone.append(inst)
-    return live, gone, foreign
 
 
 def launch(ec2, region: str, box: dict, request: dict, gone: list[dict], run=None) -> tuple[dict, str]:
