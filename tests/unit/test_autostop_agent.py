@@ -38,7 +38,7 @@ def _load_agent():
 
 
 ag = _load_agent()
-SOURCES = ("jupyter", "gpu", "ssh", "cpu", "hold")
+SOURCES = ("jupyter", "gpu", "ssh", "cpu", "hold", "job")
 MIN = 60.0
 
 
@@ -77,6 +77,7 @@ ACTIVE = {
     "ssh": ag.Reading("ssh", True, "ssh terminal pts/0"),
     "cpu": ag.Reading("cpu", True, "cpu 34% of 4 CPUs"),
     "hold": ag.Reading("hold", True, "hold by ubuntu until 16:42 UTC (1 h 58 min left)"),
+    "job": ag.Reading("job", True, "job train running"),
 }
 
 
@@ -613,6 +614,23 @@ def test_probes_read_only_the_enabled_signals(tmp_path, monkeypatch):
         ag.Reading("cpu", detail="cpu: first sample"),
         ag.Reading("hold", detail="hold: none"),
     ]
+
+
+def test_a_running_job_is_a_directory_systemd_keeps_and_removes(tmp_path):
+    jobs = tmp_path / "gpubox-jobs"
+    assert ag.probe_job(str(jobs)) == ag.Reading("job", detail="job: none running")  # no job ever ran
+    jobs.mkdir()
+    (jobs / "train").mkdir()
+    (jobs / "not a job name").mkdir()  # nothing systemd would make: not counted
+    assert ag.probe_job(str(jobs)) == ag.Reading("job", True, "job train running")
+    for name in ("eval", "sweep-1", "sweep-2"):
+        (jobs / name).mkdir()
+    assert ag.probe_job(str(jobs)).detail == "jobs eval, sweep-1, sweep-2 (+1 more) running"
+    for name in ("eval", "sweep-1", "sweep-2", "train"):
+        (jobs / name).rmdir()  # each job ended: systemd removed its directory
+    assert ag.probe_job(str(jobs)) == ag.Reading("job", detail="job: none running")
+    s = settings(signals="job", jobs_dir=str(jobs))
+    assert ag.Probes(s).collect() == [ag.Reading("job", detail="job: none running")]
 
 
 def test_a_probe_that_raises_is_a_failed_probe_not_a_crash(tmp_path, monkeypatch):

@@ -83,9 +83,10 @@ def test_settings_from_the_project_defaults(tmp_path):
     assert found["idle_minutes"] == "60" and found["max_hours"] == "0" and found["grace_minutes"] == "5"
     assert found["jupyter_url"] == "http://127.0.0.1:8888"
     assert found["jupyter_token_file"] == "/home/ubuntu/.jupyter/gpubox-token"
-    assert found["signals"] == "jupyter,gpu,ssh,cpu,hold"
+    assert found["signals"] == "jupyter,gpu,ssh,cpu,hold,job"
     assert found["spot"] == "false"  # no instance_lifecycle: not a spot box
     assert found["metadata_url"] == "http://169.254.169.254"
+    assert found["jobs_dir"] == "/run/gpubox-jobs"
     assert (found["hold_dir"], found["interrupt_dir"]) == ("/var/lib/gpubox/hold", "/etc/gpubox/on-interrupt.d")
 
 

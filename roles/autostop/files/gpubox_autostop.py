@@ -30,6 +30,9 @@ The box is ACTIVE while any signal holds (``signals`` picks which are read):
            user, named by uid, holding the expiry as Unix seconds. The agent reads only files whose owner is
            the uid in their name, opens them without following links, reads at most 64 bytes and ignores
            (and logs) anything else, including an expiry further than max_hold_hours away.
+  job      a job of playbooks/run.yml runs: systemd keeps a directory named after each running job in jobs_dir
+           (its unit's RuntimeDirectory, removed when the job ends, whatever the way), so the agent reads a
+           directory listing and starts nothing.
 
 Idle for idle_minutes (counted from this agent's start at the earliest, so a reboot re-arms it; nothing is
 read from a previous run) -> a `wall` warning that says how to keep the box (`gpubox-hold 2h`), then
@@ -88,7 +91,7 @@ from functools import partial
 from urllib.parse import urlsplit
 
 CONFIG_FILE = "/etc/gpubox/autostop.conf"
-SIGNALS = ("jupyter", "gpu", "ssh", "cpu", "hold")
+SIGNALS = ("jupyter", "gpu", "ssh", "cpu", "hold", "job")
 SSHD_NAMES = frozenset({"sshd", "sshd-session"})
 PTS_MAJORS = range(136, 144)  # UNIX98_PTY_SLAVE_MAJOR .. +7 (Documentation/admin-guide/devices.txt)
 HOLD_HINT = "gpubox-hold 2h"
@@ -131,6 +134,7 @@ class Settings:
     jupyter_server_activity: bool = True
     hold_dir: str = "/var/lib/gpubox/hold"
     max_hold_hours: float = 24.0
+    jobs_dir: str = "/run/gpubox-jobs"
     status_file: str = "/run/gpubox/autostop.json"
     poweroff_command: str = "systemctl poweroff"
     wall_command: str = "wall"
@@ -212,7 +216,7 @@ def validate(settings: Settings) -> Settings:
     _check_url("metadata_url", settings.metadata_url, allow_empty=False)
     _check_command("poweroff_command", settings.poweroff_command, allow_empty=False)
     _check_command("wall_command", settings.wall_command, allow_empty=True)
-    for key in ("hold_dir", "interrupt_dir", "status_file", "jupyter_token_file"):
+    for key in ("hold_dir", "interrupt_dir", "status_file", "jupyter_token_file", "jobs_dir"):
         path = getattr(settings, key)
         if path and not path.startswith("/"):
             raise ConfigError(f"{key}: {path!r} is not an absolute path")
@@ -824,6 +828,19 @@ def _hold_problem(hold_dir: str, name: str, now_wall: float, max_hold_s: float, 
     return None
 
 
+def probe_job(jobs_dir: str) -> Reading:
+    try:
+        names = sorted(n for n in os.listdir(jobs_dir) if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", n))
+    except FileNotFoundError:
+        names = []
+    except OSError as exc:
+        return Reading("job", detail="job: none", error=f"jobs dir {jobs_dir}: {describe_error(exc)}")
+    if not names:
+        return Reading("job", detail="job: none running")
+    shown = ", ".join(names[:3]) + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")
+    return Reading("job", True, f"job {shown} running" if len(names) == 1 else f"jobs {shown} running")
+
+
 def probe_hold(hold_dir: str, now_wall: float, max_hold_s: float) -> Reading:
     holds, problems = read_holds(hold_dir, now_wall, max_hold_s)
     error = "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else "")
@@ -864,6 +881,8 @@ class Probes:
             probes.append(("cpu", self.cpu))
         if "hold" in enabled:
             probes.append(("hold", partial(probe_hold, s.hold_dir, self.wall_clock(), s.max_hold_hours * 3600)))
+        if "job" in enabled:
+            probes.append(("job", partial(probe_job, s.jobs_dir)))
         return [self._safely(name, probe) for name, probe in probes]
 
     @staticmethod
@@ -1173,6 +1192,7 @@ def describe_settings(s: Settings) -> str:
         "ssh": "ssh",
         "cpu": f"cpu>{fmt_number(s.cpu_threshold)}%",
         "hold": f"hold ({s.hold_dir})",
+        "job": f"job ({s.jobs_dir})",
     }
     watched = [names[n] for n in SIGNALS if n in s.enabled and names[n]]
     idle = f"idle_minutes {fmt_number(s.idle_minutes)}" if s.idle_minutes > 0 else "idle stop off"
