@@ -13,7 +13,8 @@ It is as strict as the real one about what the agent must get right:
 Serving several instances (the EC2 twin, tests/ground/twin.py): with ``resolve`` (client address -> instance id)
 each box sees its own instance id and its own notices, and a client that is no known box gets 404 for every
 document; with ``on_due`` (instance id, action) the service tells EC2 when a notice's time has come, once per
-notice, as the real interruption follows its notice. Without them it serves one instance (INSTANCE_ID).
+notice, as the real interruption follows its notice, and then drops the notice (a box started again finds none,
+as on EC2). Without them it serves one instance (INSTANCE_ID).
 
 Control, from Python (``ImdsStandin``: set_notice(), set_rebalance(), clear(), expire_tokens(), requests)
 or over HTTP, without a token (JSON bodies are optional; "instance" names the box when several are served):
@@ -144,6 +145,10 @@ class ImdsStandin(BackgroundServer):
                 self._due.update((instance, notice["time"]) for instance, notice in due)
             for instance, notice in due:
                 self.on_due(instance, notice["action"])
+                # The interruption is done: as on EC2, the box that starts again has no notice to find.
+                with self._lock:
+                    if self._notices.get(instance) == notice:
+                        del self._notices[instance]
 
     # --- what the handler asks, under the lock -------------------------------------------------------
 
