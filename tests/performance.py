@@ -11,6 +11,7 @@ own cost plus real downloads on a first converge (and the apt lists' refresh on 
   python -m tests.performance --roles-curve [--boxes 1 5] [--out FILE.md]  # the ratio as roles are added (--tags)
   python -m tests.performance --floor [--boxes 1 5] [--out FILE.md]        # the ratio of configure.yml's frame + N raw
   python -m tests.performance --notebook [--repeat 1] [--out FILE.md]       # from site.yml / start.yml to JupyterLab
+  python -m tests.performance --jobs [--repeat 3] [--out FILE.md]           # run.yml's sync; a job again after a boot
 
 Prints the figures and writes them, with the machine and this command, to the Markdown file.
 """
@@ -529,6 +530,92 @@ def notebook_report(rows: dict, n: int) -> str:
     return "\n".join(lines)
 
 
+JOB_FILES = 10_000
+
+
+def task_seconds(stdout: str, name: str) -> float:
+    """A task's seconds from ansible.posix.profile_tasks' summary (the ten slowest tasks)."""
+    found = re.search(rf"^.*{re.escape(name)}.*? -+ (\d+\.\d+)s$", stdout, re.MULTILINE)
+    return float(found[1]) if found else float("nan")
+
+
+def jobs(n: int, repeat: int, tmp: Path) -> dict:
+    """run.yml on a rehearsal box (site.yml first): a first sync of a JOB_FILES-file tree, then no-op syncs of it
+    (the whole run.yml and its sync task); and a job with restart on-interruption, stopped and started again with
+    stop.yml / start.yml: seconds from the container's start (the box's boot) to the job's start (its status)."""
+    r = Rehearsal("perfjob", tmp / "state-jobs", tmp / "home", box_names=["box1"])
+    tree = tmp / "tree"
+    for i in range(JOB_FILES):
+        path = tree / f"dir{i // 100:03d}" / f"file{i % 100:03d}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# file {i}\n")
+    play = [str(BIN / "ansible-playbook"), "playbooks/run.yml", "-e", "gpubox_box=box1"]
+    synced = [*play, "-e", f"gpubox_workdir={tree}", "-e", "gpubox_job=tree", "-e", "gpubox_cmd=true"]
+    sync_task = "Sync the workdir to the box"
+    rows: dict = {"noop": [], "boot": []}
+    try:
+        r._start()
+        timed([str(BIN / "ansible-playbook"), "site.yml"], r.env())
+        took, proc = timed(synced, r.env())
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        rows["first"] = (took, task_seconds(proc.stdout, sync_task))
+        container = r.container("box1")
+        for _ in range(repeat):
+            while (
+                subprocess.run(
+                    ["podman", "exec", container, "systemctl", "is-active", "-q", "gpubox-job-tree"]
+                ).returncode
+                == 0
+            ):
+                time.sleep(0.2)  # `true` ends at once; a job of that name that runs is refused
+            took, proc = timed(synced, r.env())
+            assert proc.returncode == 0 and "changed=" in proc.stdout, proc.stdout[-3000:]
+            rows["noop"].append((took, task_seconds(proc.stdout, sync_task)))
+        small = tmp / "sleeper"
+        small.mkdir()
+        resumed = [*play, "-e", f"gpubox_workdir={small}", "-e", "gpubox_cmd='sleep 3600'"]
+        timed([*resumed, "-e", "gpubox_restart=on-interruption"], r.env())
+        for _ in range(repeat):
+            timed([str(BIN / "ansible-playbook"), "playbooks/stop.yml"], r.env())
+            timed([str(BIN / "ansible-playbook"), "playbooks/start.yml"], r.env())
+            deadline = time.monotonic() + 120
+            while True:
+                status = subprocess.run(
+                    ["podman", "exec", container, "cat", "/home/ubuntu/jobs/sleeper/status"],
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                started = json.loads(status or "{}")
+                if started.get("state") == "running" and started.get("resume"):
+                    break
+                assert time.monotonic() < deadline, f"the job did not start again: {status}"
+                time.sleep(0.5)
+            booted = subprocess.run(
+                ["podman", "inspect", "--format", "{{.State.StartedAt.Unix}}", container],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            rows["boot"].append(started["started"] - float(booted))
+        return rows
+    finally:
+        r.down()
+
+
+def jobs_report(rows: dict, n: int) -> str:
+    noop, boots = min(rows["noop"]), rows["boot"]
+    lines = [
+        "| run.yml on one rehearsal box | whole run (s) | its sync task (s) | goal |",
+        "|---|---:|---:|---|",
+        f"| first run: sync of {JOB_FILES:,} files, start | {rows['first'][0]:.1f} | {rows['first'][1]:.1f} | |",
+        f"| again, nothing changed (best of {len(rows['noop'])}) | {noop[0]:.1f} | {noop[1]:.1f} | sync <= 5 s |",
+        "",
+        "| a job with restart on-interruption, after stop.yml + start.yml | s |",
+        "|---|---:|",
+        f"| from the box's boot to the job running again (each start) | {', '.join(f'{b:.1f}' for b in boots)} |",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--boxes", type=int, nargs="+", default=[1, 5])
@@ -551,6 +638,11 @@ def main(argv: list[str] | None = None) -> None:
         help="only time site.yml / start.yml to JupyterLab through the tunnel: stock image, baked image, start",
     )
     parser.add_argument(
+        "--jobs",
+        action="store_true",
+        help="only time run.yml's sync of a 10,000-file tree (first, no-op) and a job's start again after a boot",
+    )
+    parser.add_argument(
         "--floor",
         action="store_true",
         help="only time configure.yml's frame with 0, 10, ... `raw: true` tasks per box, on 1 box and on the largest",
@@ -564,6 +656,7 @@ def main(argv: list[str] | None = None) -> None:
         "task_costs": (task_costs, cost_report, COSTS),
         "floor": (floor, floor_report, FLOOR),
         "notebook": (notebook, notebook_report, NOTEBOOK),
+        "jobs": (jobs, jobs_report, JOBS),
     }
     for option, (measure, render, markers) in single.items():
         if getattr(args, option):
@@ -591,6 +684,7 @@ COSTS = ("<!-- task costs: written by tests/performance.py --task-costs -->", "<
 CURVE = ("<!-- roles curve: written by tests/performance.py --roles-curve -->", "<!-- end of roles curve -->")
 FLOOR = ("<!-- floor: written by tests/performance.py --floor -->", "<!-- end of floor -->")
 NOTEBOOK = ("<!-- notebook: written by tests/performance.py --notebook -->", "<!-- end of notebook -->")
+JOBS = ("<!-- jobs: written by tests/performance.py --jobs -->", "<!-- end of jobs -->")
 
 
 def write_results(path: Path, table: str, command: str, markers: tuple[str, str] = RESULTS) -> None:

@@ -411,6 +411,93 @@ def test_a_data_volume_outlives_its_box_and_comes_back_with_the_next_one(rehears
     assert ec2.describe_volumes(Filters=[{"Name": "tag:DataOf", "Values": ["work"]}])["Volumes"] == []
 
 
+# A training script as the D2L snippet in roles/autostop/README.md writes it: an epoch at a time, a checkpoint after
+# each, SIGUSR1 (the interruption notice) finishes the epoch and stops; GPUBOX_RESUME=1 continues from the checkpoint.
+TRAIN = """\
+import os, signal, sys, time
+from pathlib import Path
+
+epochs, seconds = int(sys.argv[1]), float(sys.argv[2])
+checkpoint = Path(os.environ["GPUBOX_CHECKPOINT_DIR"]) / "next_epoch"
+start = int(checkpoint.read_text()) if os.environ["GPUBOX_RESUME"] == "1" and checkpoint.exists() else 0
+interrupted = False
+
+
+def on_interrupt(signum, frame):
+    global interrupted
+    interrupted = True
+
+
+signal.signal(signal.SIGUSR1, on_interrupt)
+ticket = Path("/run/gpubox/interrupt") / str(os.getpid())
+ticket.touch()
+print(f"resume={os.environ['GPUBOX_RESUME']} from epoch {start} in {os.environ['CONDA_DEFAULT_ENV']}")
+for epoch in range(start, epochs):
+    time.sleep(seconds)
+    checkpoint.write_text(str(epoch + 1))
+    print(f"epoch {epoch} done")
+    if interrupted:
+        print("interrupted: checkpoint saved")
+        break
+ticket.unlink()
+"""
+EPOCHS = 12
+
+
+def test_a_job_runs_unattended_keeps_the_box_up_and_resumes_after_an_interruption(rehearsal, tmp_path):
+    """run.yml syncs a workdir (not .git, not what .gitignore ignores) to the spot box and starts the job; an
+    interruption notice: the job saves its checkpoint, EC2 stops the box; start.yml: the job starts again at boot
+    and finishes with no epoch lost or repeated, its log followed by logs.yml; autostop (counting only jobs, 30 s
+    idle) keeps the box up while the job runs, and powers it off after the job has ended."""
+    spot = rehearsal.instance("spot")
+    container = rehearsal.container("spot")
+    work = tmp_path / "mnist"
+    (work / "data").mkdir(parents=True)
+    (work / "train.py").write_text(TRAIN)
+    (work / ".gitignore").write_text("data/\n*.bin\n")
+    (work / "data" / "train.csv").write_text("0,1\n")
+    (work / "weights.bin").write_bytes(b"\0" * 1024)
+    (work / ".git").mkdir()
+    (work / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    jobs_only = json.loads(QUICK_AUTOSTOP[1]) | {"autostop_signals": ["job"]}
+    run(rehearsal, "playbooks/configure.yml", "--tags", "autostop", "--limit", "spot", "-e", json.dumps(jobs_only))
+    job = ["-e", "gpubox_box=spot", "-e", f"gpubox_workdir={work}", "-e", "gpubox_restart=on-interruption"]
+    proc = run(rehearsal, "playbooks/run.yml", *job, "-e", f"gpubox_cmd='python train.py {EPOCHS} 6'")
+    assert "Job mnist runs on box spot" in said(proc)
+    assert ssh(rehearsal, "spot", "ls -A ~/jobs/mnist/code").stdout.split() == [".gitignore", "train.py"]
+    again = rehearsal.playbook("playbooks/run.yml", *job, "-e", "gpubox_cmd=true", check=False, capture_output=True,
+                               text=True)  # fmt: skip
+    assert again.returncode != 0 and "Job mnist runs on box spot" in said(again)
+
+    log = "cat ~/jobs/mnist/log"
+    wait_for("epoch 1", lambda: "epoch 1 done" in ssh(rehearsal, "spot", log).stdout, 40)
+    when = time.time() + 15
+    notice = {"instance": spot["InstanceId"], "action": "stop", "time": utc_stamp(when)}
+    request = urllib.request.Request(
+        rehearsal.state()["imds_url"] + "/_control/notice", data=json.dumps(notice).encode()
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+    wait_for("the stop", lambda: ec2_state(rehearsal, "spot") == ["stopped"], 40, 0.5)
+    assert container_state(container) == "exited"
+
+    run(rehearsal, "playbooks/start.yml", "-e", "gpubox_only=spot")
+    booted = time.monotonic()
+    follow = ["-e", "gpubox_box=spot", "-e", "gpubox_job=mnist", "-e", "gpubox_follow=yes"]
+    followed = run(rehearsal, "playbooks/logs.yml", *follow).stdout
+    ran = time.monotonic() - booted
+    assert "started again after an interruption (GPUBOX_RESUME=1)" in followed, followed[-3000:]
+    assert re.search(r"gpubox: job mnist ended: exit 0 after", followed), followed[-3000:]
+    whole = ssh(rehearsal, "spot", log).stdout
+    done = [int(n) for n in re.findall(r"^epoch (\d+) done$", whole, re.M)]
+    assert done == list(range(EPOCHS)), whole  # none lost, none done twice
+    assert "interrupted: checkpoint saved" in whole and "interrupted by a spot interruption notice" in whole
+    assert re.search(r"^resume=1 from epoch [1-9]\d* in d2l$", whole, re.M), whole
+    # Up for longer than idle + grace while the job ran, and off soon after it ended.
+    assert ran > 36 and container_state(container) == "running"
+    wait_for("the box powered off", lambda: container_state(container) == "exited", 90)
+    wait_for("the instance stopped", lambda: ec2_state(rehearsal, "spot") == ["stopped"], 30, 0.5)
+
+
 def test_terminate_removes_the_boxes_and_nothing_else(rehearsal):
     containers = [rehearsal.container(box["name"]) for box in MORE_BOXES]
     run(

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(podman debootstrap runc uidmap slirp4netns fuse-overlayfs iptables containernetworking-plugins
-          openssh-client make gnupg dpkg-dev gcc patchelf chromium)
+          openssh-client rsync make gnupg dpkg-dev gcc patchelf chromium)
 
 missing=()
 for p in "${packages[@]}"; do

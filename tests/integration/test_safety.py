@@ -164,6 +164,37 @@ LIFECYCLE_REFUSED = [
         ['"../../x"', "gpubox_project"],
     ),
     ("terminate-only", "terminate", ["-e", "gpubox_only=d2l,*", "-e", "gpubox_confirm=yes"], ["gpubox_only"]),
+    ("run-box-wildcard", "run", ["-e", "gpubox_box=d*", "-e", "gpubox_cmd=true"], ['"d*"', "gpubox_box"]),
+    ("run-box-unknown", "run", ["-e", "gpubox_box=d3l", "-e", "gpubox_cmd=true"], ['"d3l"', "not a running box"]),
+    ("run-no-box", "run", ["-e", "gpubox_cmd=true"], ["-e gpubox_box=NAME"]),
+    ("run-cmd-list", "run", ["-e", '{"gpubox_box": "d2l", "gpubox_cmd": ["python", "x.py"]}'], ['["python", "x.py"]']),
+    ("run-cmd-blank", "run", ["-e", "gpubox_box=d2l", "-e", "gpubox_cmd=' '"], ['gpubox_cmd is " "']),
+    (
+        "run-no-workdir",
+        "run",
+        ["-e", "gpubox_box=d2l", "-e", "gpubox_cmd=true", "-e", "gpubox_workdir=/no/such"],
+        ['"/no/such"', "not a directory"],
+    ),
+    (
+        "run-job-path",
+        "run",
+        ["-e", "gpubox_box=d2l", "-e", "gpubox_cmd=true", "-e", "gpubox_job=../x"],
+        ['"../x"', "not a job name"],
+    ),
+    (
+        "run-workdir-name",
+        "run",
+        ["-e", "gpubox_box=d2l", "-e", "gpubox_cmd=true", "-e", "gpubox_workdir=/"],
+        ['The job takes its workdir name, ""', "-e gpubox_job="],
+    ),
+    (
+        "run-restart",
+        "run",
+        ["-e", "gpubox_box=d2l", "-e", "gpubox_cmd=true", "-e", "gpubox_restart=always"],
+        ['gpubox_restart is "always"', "on-interruption"],
+    ),
+    ("logs-box-unknown", "logs", ["-e", "gpubox_box=d3l"], ['"d3l"', "not a running box"]),
+    ("logs-job-glob", "logs", ["-e", "gpubox_box=d2l", "-e", "gpubox_job=*"], ['"*"', "not a job name"]),
 ]
 
 
@@ -174,7 +205,7 @@ def test_lifecycle_playbooks_take_literal_names_only(aws_env, ec2, tmp_path, nam
     """Wildcards and paths are refused before any call: the box d2l (which `d*` would match) stays untouched."""
     home = tmp_path / "home"
     env = home_env(aws_env, home)
-    run_instance(ec2, {"ManagedBy": "gpubox", "Project": PROJECT, "Name": "d2l"})
+    run_instance(ec2, {"ManagedBy": "gpubox", "Project": PROJECT, "Name": "d2l", "SshUser": "ubuntu"})
     state = snapshot(ec2, tmp_path)
 
     project = [] if any(a.startswith("gpubox_project=") for a in args) else ["-e", f"gpubox_project={PROJECT}"]
