@@ -483,8 +483,16 @@ def test_a_job_runs_unattended_keeps_the_box_up_and_resumes_after_an_interruptio
     run(rehearsal, "playbooks/start.yml", "-e", "gpubox_only=spot")
     booted = time.monotonic()
     follow = ["-e", "gpubox_box=spot", "-e", "gpubox_job=mnist", "-e", "gpubox_follow=yes"]
-    followed = run(rehearsal, "playbooks/logs.yml", *follow).stdout
+    cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(ROOT / "playbooks" / "logs.yml"), *follow]
+    env = {**os.environ, **rehearsal.env()}
+    with subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) as proc:
+        arrivals = [(time.monotonic(), line) for line in proc.stdout]
     ran = time.monotonic() - booted
+    followed = "".join(line for _, line in arrivals)
+    assert proc.returncode == 0, followed[-3000:]
+    # streamed: the first epoch's line came while the job still had epochs to go, not with the end of the run
+    first = next(t for t, line in arrivals if re.match(r"epoch \d+ done", line))
+    assert arrivals[-1][0] - first > 12, followed[-3000:]
     assert "started again after an interruption (GPUBOX_RESUME=1)" in followed, followed[-3000:]
     assert re.search(r"gpubox: job mnist ended: exit 0 after", followed), followed[-3000:]
     whole = ssh(rehearsal, "spot", log).stdout
