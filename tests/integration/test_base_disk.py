@@ -11,13 +11,12 @@ import shlex
 import pytest
 import yaml
 
-from tests.conftest import ROOT, changed_count, run_ansible, with_project_settings
-from tests.ground.ec2api import EC2Api, TwinSettings, api_client, standin_images
+from tests.conftest import ROOT, changed_count, run_ansible
 from tests.ground.hosts import podman
 from tests.ground.twin import by_id_link
+from tests.integration.twinbox import twin_box_with_volume
 
 NETWORK = "gpubox-test-disk"
-NOBLE = next(i["ami_id"] for i in standin_images() if "noble-24.04-amd64" in i["name"] and "20250610" in i["name"])
 MOUNT = "/mnt/data"
 PROBE = (ROOT / "roles" / "base" / "files" / "grow-probe.sh").read_text()
 # the probe on each mount point given, as the role runs it
@@ -26,30 +25,13 @@ PROBE_ALL = f'for m in "$@"; do sh -c {shlex.quote(PROBE)} probe "$m"; done\n'
 
 @pytest.fixture(scope="module")
 def box(ssh_key, tmp_path_factory):
-    podman("network", "rm", "-f", NETWORK, check=False)
-    api = EC2Api(counted=False, twin=TwinSettings(NETWORK, NETWORK)).start()
-    try:
-        ec2 = api_client("ec2", api.endpoint)
-        ec2.import_key_pair(KeyName="disk", PublicKeyMaterial=ssh_key.with_suffix(".pub").read_bytes())
-        mappings = [{"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 1}}]
-        spec = {"ImageId": NOBLE, "InstanceType": "t3.medium", "MinCount": 1, "MaxCount": 1, "KeyName": "disk"}
-        instance = ec2.run_instances(**spec, BlockDeviceMappings=mappings)["Instances"][0]
-        found = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
-        volume = next(m["Ebs"]["VolumeId"] for m in found["BlockDeviceMappings"] if m["DeviceName"] == "/dev/sdf")
-        container = f"{NETWORK}-{found['InstanceId']}"
+    tmp = tmp_path_factory.mktemp("disk")
+    with twin_box_with_volume(NETWORK, ssh_key, tmp) as found:
+        container, volume = found["container"], found["volume"]
         # XFS on the whole volume, mounted (what a data volume is)
         podman("exec", container, "sh", "-ec", "apt-get update -qq && apt-get install -y -qq xfsprogs >/dev/null")
         podman("exec", container, "sh", "-ec", f"mkfs.xfs -q {by_id_link(volume)} && mkdir -p {MOUNT}")
         podman("exec", container, "mount", by_id_link(volume), MOUNT)
-        tmp = tmp_path_factory.mktemp("disk")
-        inventory = with_project_settings(tmp / "hosts.yml")
-        host = {
-            "ansible_host": found["PublicIpAddress"],
-            "ansible_user": "ubuntu",
-            "ansible_ssh_private_key_file": str(ssh_key),
-            "ansible_ssh_common_args": f"-o UserKnownHostsFile={tmp}/known_hosts -o StrictHostKeyChecking=no",
-        }
-        inventory.write_text(yaml.safe_dump({"gpubox": {"hosts": {"box": host}}}))
         play = tmp / "disk.yml"
         play.write_text(
             yaml.safe_dump(
@@ -69,10 +51,7 @@ def box(ssh_key, tmp_path_factory):
                 ]
             )
         )
-        yield {"ec2": ec2, "volume": volume, "container": container, "inventory": inventory, "play": play}
-    finally:
-        api.stop()
-        podman("network", "rm", "-f", NETWORK, check=False)
+        yield {**found, "play": play}
 
 
 def converge(box) -> int:

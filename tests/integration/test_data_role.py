@@ -8,49 +8,22 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.conftest import changed_count, run_ansible, with_project_settings
-from tests.ground.ec2api import EC2Api, TwinSettings, api_client, standin_images
+from tests.conftest import changed_count, run_ansible
 from tests.ground.hosts import podman
+from tests.integration.twinbox import twin_box_with_volume
 
 NETWORK = "gpubox-test-data"
-NOBLE = next(i["ami_id"] for i in standin_images() if "noble-24.04-amd64" in i["name"] and "20250610" in i["name"])
 MOUNT = "/home/ubuntu/work"
 
 
 @pytest.fixture(scope="module")
 def box(ssh_key, tmp_path_factory):
-    podman("network", "rm", "-f", NETWORK, check=False)
-    api = EC2Api(counted=False, twin=TwinSettings(NETWORK, NETWORK)).start()
-    try:
-        ec2 = api_client("ec2", api.endpoint)
-        ec2.import_key_pair(KeyName="data", PublicKeyMaterial=ssh_key.with_suffix(".pub").read_bytes())
-        mappings = [{"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 1, "DeleteOnTermination": False}}]
-        spec = {"ImageId": NOBLE, "InstanceType": "t3.medium", "MinCount": 1, "MaxCount": 1, "KeyName": "data"}
-        instance = ec2.run_instances(**spec, BlockDeviceMappings=mappings)["Instances"][0]
-        found = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
-        volume = next(m["Ebs"]["VolumeId"] for m in found["BlockDeviceMappings"] if m["DeviceName"] == "/dev/sdf")
-        tmp = tmp_path_factory.mktemp("data")
-        inventory = with_project_settings(tmp / "hosts.yml")
-        host = {
-            "ansible_host": found["PublicIpAddress"],
-            "ansible_user": "ubuntu",
-            "ansible_ssh_private_key_file": str(ssh_key),
-            "ansible_ssh_common_args": f"-o UserKnownHostsFile={tmp}/known_hosts -o StrictHostKeyChecking=no",
-            "gpubox_data_volume_id": volume,
-        }
-        inventory.write_text(yaml.safe_dump({"gpubox": {"hosts": {"box": host}}}))
+    tmp = tmp_path_factory.mktemp("data")
+    volume_id = {"gpubox_data_volume_id": "{volume}"}
+    with twin_box_with_volume(NETWORK, ssh_key, tmp, volume_id, DeleteOnTermination=False) as found:
         play = tmp / "data.yml"
         play.write_text(yaml.safe_dump([{"hosts": "gpubox", "become": True, "gather_facts": False, "roles": ["data"]}]))
-        yield {
-            "ec2": ec2,
-            "volume": volume,
-            "container": f"{NETWORK}-{found['InstanceId']}",
-            "inventory": inventory,
-            "play": play,
-        }
-    finally:
-        api.stop()
-        podman("network", "rm", "-f", NETWORK, check=False)
+        yield {**found, "play": play}
 
 
 def converge(box, *args: str, check: bool = True):

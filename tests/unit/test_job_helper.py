@@ -6,31 +6,18 @@ conda); on a box of the EC2 twin the stand-in Miniconda's conda runs (tests/e2e)
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_module
 
-PROGRAM = ROOT / "roles" / "job" / "files" / "gpubox_job.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("gpubox_job", PROGRAM)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpubox_job"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-gj = _load()
+gj = load_module(ROOT / "roles" / "job" / "files" / "gpubox_job.py")
 
 # `conda shell.bash hook` defines a conda function; `conda activate ENV` then sets the environment's variables.
 HOOK = """#!/bin/sh
