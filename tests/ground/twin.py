@@ -8,7 +8,8 @@ the container PREFIX-INSTANCEID on the twin's network, labelled org.gpubox.twin=
 is ever touched) and org.gpubox.instance=INSTANCEID; its address is the twin's choice (podman --ip, with a MAC made
 from it), so a reboot keeps it and a start gets another; baked images are localhost/PREFIX-ami:AMIID; EBS volume
 files are WORKDIR/volumes/gpubox-twin-VOLUMEID.img on loop devices (AttachVolume makes a running box's device node
-itself: its container may use loop devices); the instance metadata service is
+itself: its container may use loop devices), a snapshot of one is a copy of its file (gpubox-twin-SNAPSHOTID.img),
+and a volume created from that snapshot starts as a copy of it; the instance metadata service is
 tests/ground/imds.py on the network's host address, told which box asks by the client address.
 """
 
@@ -141,6 +142,9 @@ class Twin:
                 "deregister_image",
                 "modify_volume",
                 "attach_volume",
+                "create_snapshot",
+                "delete_snapshot",
+                "create_volume",
             )
         }
         no_reboot = threading.local()
@@ -201,6 +205,22 @@ class Twin:
                 twin.hot_attach(backend, instance_id, volume_id)
             return attachment
 
+        def create_snapshot(backend, volume_id, description, *args, **kwargs):
+            snapshot = original["create_snapshot"](backend, volume_id, description, *args, **kwargs)
+            twin.copy_volume_file(volume_id, snapshot.id)
+            return snapshot
+
+        def delete_snapshot(backend, snapshot_id):
+            snapshot = original["delete_snapshot"](backend, snapshot_id)
+            twin.volume_file(snapshot_id).unlink(missing_ok=True)
+            return snapshot
+
+        def create_volume(backend, size, zone_name, snapshot_id=None, *args, **kwargs):
+            volume = original["create_volume"](backend, size, zone_name, snapshot_id, *args, **kwargs)
+            if snapshot_id:
+                twin.copy_volume_file(snapshot_id, volume.id)
+            return volume
+
         def amis_create_image(response):
             no_reboot.value = str(response._get_param("NoReboot", "false")).lower() == "true"
             try:
@@ -221,6 +241,9 @@ class Twin:
             ("deregister_image", deregister_image),
             ("modify_volume", modify_volume),
             ("attach_volume", attach_volume),
+            ("create_snapshot", create_snapshot),
+            ("delete_snapshot", delete_snapshot),
+            ("create_volume", create_volume),
         ):
             setattr(EC2Backend, name, wrapper)
 
@@ -636,9 +659,20 @@ class Twin:
             volumes.append(Volume(device.volume_id, file, loop, f"/dev/nvme{n}n1"))
         return volumes
 
+    def volume_file(self, ebs_id: str) -> Path:
+        """Where a volume's (or a snapshot's) bytes live: the name tests/ground/fresh.sh knows."""
+        return self.workdir / "volumes" / f"gpubox-twin-{ebs_id}.img"
+
+    def copy_volume_file(self, source_id: str, target_id: str) -> None:
+        """A snapshot of a volume, or a volume from a snapshot: a sparse copy of the bytes (none yet: nothing to
+        copy; a root volume is its container)."""
+        source = self.volume_file(source_id)
+        if source.exists():
+            subprocess.run(["cp", "--sparse=always", str(source), str(self.volume_file(target_id))], check=True)
+
     def _loop_for(self, ebs) -> tuple[Path, str]:
         """The volume's file (kept across its attachments: its data) as a loop device."""
-        file = self.workdir / "volumes" / f"gpubox-twin-{ebs.id}.img"  # the name tests/ground/fresh.sh knows
+        file = self.volume_file(ebs.id)
         file.parent.mkdir(parents=True, exist_ok=True)
         if not file.exists() or file.stat().st_size < ebs.size * 2**30:
             with open(file, "ab") as f:

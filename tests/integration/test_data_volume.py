@@ -16,7 +16,16 @@ PROJECT = "pytest-data"
 ZONE, OTHER = "us-west-2a", "us-west-2b"
 LIVE = ["pending", "running", "stopping", "stopped"]
 BOX = {"name": "keep", "instance_type": "g4dn.xlarge", "zones": [ZONE], "data_volume": 20}
-CHANGING = ("RunInstances", "CreateVolume", "AttachVolume", "ModifyVolume", "DeleteVolume", "TerminateInstances")
+CHANGING = (
+    "RunInstances",
+    "CreateVolume",
+    "AttachVolume",
+    "ModifyVolume",
+    "DeleteVolume",
+    "TerminateInstances",
+    "CreateSnapshot",
+    "DeleteSnapshot",
+)
 
 
 @pytest.fixture(scope="module")
@@ -159,19 +168,41 @@ def test_a_foreign_lookalike_volume_is_never_touched(story, proxy, ec2m):
         ec2m.delete_volume(VolumeId=foreign)
 
 
-def test_a_kept_volume_pins_the_launch_or_refuses_before_anything_is_made(story, proxy, ec2m):
+def test_a_kept_volume_follows_a_box_declared_in_another_zone_through_a_snapshot(story, proxy, ec2m):
     run = play(story, proxy, "provision")
     assert run.rc == 0, run.output[-3000:]
-    volume = data_volumes(ec2m)[0]["VolumeId"]
+    (old,) = data_volumes(ec2m)
     run = play(story, proxy, "terminate", None, "-e", "gpubox_confirm=yes")
     assert run.rc == 0 and data_volumes(ec2m)[0]["State"] == "available"
-    run = play(story, proxy, "provision", {**BOX, "zones": [OTHER]})
-    assert run.rc != 0
-    failure = run.failure()
-    assert (
-        f"data volume {volume} (20 GiB), which is in {ZONE}" in failure and f"add {ZONE} to the box's zones" in failure
-    )
-    assert changes(proxy) == []
+    run = play(story, proxy, "provision", {**BOX, "zones": [OTHER], "data_volume": 25})
+    assert run.rc == 0, run.output[-3000:]
+    told = said(run, "Say which boxes get their data volume back, and how")
+    assert f"Box keep gets back its data volume {old['VolumeId']} (20 GiB, {ZONE}): none of its types and" in told
+    assert "the volume moves to its zone through a snapshot" in told
+    # launched as declared, then the copy: a snapshot, a volume from it there, the old one and the snapshot deleted
+    assert changes(proxy) == [
+        "RunInstances",
+        "CreateSnapshot",
+        "CreateVolume",
+        "DeleteVolume",
+        "DeleteSnapshot",
+        "AttachVolume",
+    ]
+    (volume,) = data_volumes(ec2m)
+    box = instance(ec2m)
+    assert box["Placement"]["AvailabilityZone"] == volume["AvailabilityZone"] == OTHER
+    assert volume["VolumeId"] != old["VolumeId"] and volume["Encrypted"] and volume["VolumeType"] == "gp3"
+    assert volume["Size"] == 25  # the declared size (the copy of 20 GiB grown)
+    assert tags(volume) == {"ManagedBy": "gpubox", "Project": PROJECT, "Name": "keep-data", "DataOf": "keep"}
+    assert [a["InstanceId"] for a in volume["Attachments"]] == [box["InstanceId"]]
+    assert tags(box)["DataVolume"] == volume["VolumeId"]
+    assert ec2m.describe_snapshots(Filters=[{"Name": "tag:Project", "Values": [PROJECT]}])["Snapshots"] == []
+    moved = said(run, "Say what changed")
+    assert f"its data volume moved from {ZONE} to {OTHER} through a snapshot: {volume['VolumeId']}" in moved
+    run = play(story, proxy, "provision", {**BOX, "zones": [OTHER], "data_volume": 25})
+    assert run.rc == 0 and changes(proxy) == []  # and stays
+    run = play(story, proxy, "terminate", None, "-e", "gpubox_confirm=yes")
+    assert run.rc == 0 and data_volumes(ec2m)[0]["State"] == "available"
     # a name that has only a kept volume: terminate.yml deletes it when asked
     run = play(story, proxy, "terminate", None, "-e", "gpubox_only=keep", "-e", "gpubox_confirm=yes")
     assert run.rc == 0 and changes(proxy) == [] and len(data_volumes(ec2m)) == 1

@@ -261,6 +261,35 @@ def test_a_volume_attached_to_a_running_box_is_its_next_disk_and_follows_it_to_a
     ec2.delete_volume(VolumeId=volume_id)
 
 
+def test_a_volume_made_from_a_snapshot_has_the_snapshotted_files_in_another_zone(ec2, twin):
+    first = launch(ec2)
+    zone = described(ec2, first)["Placement"]["AvailabilityZone"]
+    other = next(z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"] if z["ZoneName"] != zone)
+    volume_id = ec2.create_volume(AvailabilityZone=zone, Size=1, VolumeType="gp3")["VolumeId"]
+    ec2.attach_volume(VolumeId=volume_id, InstanceId=first, Device="/dev/sdf")
+    on_box(first, f"mkfs.ext4 -q {by_id_link(volume_id)} && mkdir -p /mnt/d && mount {by_id_link(volume_id)} /mnt/d")
+    on_box(first, "echo 'epoch 9' > /mnt/d/f && umount /mnt/d")
+    ec2.terminate_instances(InstanceIds=[first])
+    snapshot_id = ec2.create_snapshot(VolumeId=volume_id)["SnapshotId"]
+    on_snapshot = twin_file(twin, snapshot_id)
+    assert on_snapshot.exists()
+    copy = ec2.create_volume(AvailabilityZone=other, SnapshotId=snapshot_id, VolumeType="gp3")["VolumeId"]
+    ec2.delete_volume(VolumeId=volume_id)
+    ec2.delete_snapshot(SnapshotId=snapshot_id)
+    assert not on_snapshot.exists()  # a deleted snapshot's bytes go with it
+
+    second = launch(ec2, Placement={"AvailabilityZone": other})
+    ec2.attach_volume(VolumeId=copy, InstanceId=second, Device="/dev/sdf")
+    assert on_box(second, f"mkdir -p /mnt/d && mount {by_id_link(copy)} /mnt/d && cat /mnt/d/f") == "epoch 9\n"
+    ec2.terminate_instances(InstanceIds=[second])
+    ec2.delete_volume(VolumeId=copy)
+
+
+def twin_file(twin, ebs_id: str):
+    """Where the twin keeps a volume's or a snapshot's bytes (tests/ground/twin.py, Twin.volume_file)."""
+    return twin.workdir / "volumes" / f"gpubox-twin-{ebs_id}.img"
+
+
 def metadata(instance_id: str, imds_url: str, path: str) -> str:
     """What the box itself gets from the metadata service (IMDSv2), asked from inside it."""
     script = (

@@ -13,8 +13,10 @@ description:
     (C(AttachVolume) at I(device)), so it is not deleted with the instance: a box of the same name launched later
     gets it back."
   - "For each box of I(boxes): the volume tagged C(DataOf=NAME) with every one of I(owner_tags) is the box's. None:
-    a new one of I(data_volume) GiB is made in the instance's zone. One that is available is attached when it is in the
-    instance's zone (else the module refuses, naming the zone: the launch pins a box with a kept volume to its zone).
+    a new one of I(data_volume) GiB is made in the instance's zone. One that is available is attached; when it is in
+    another zone than the instance (the box's declared zones exclude the volume's), it moves there first through a
+    snapshot (C(CreateSnapshot), C(CreateVolume) from it in the instance's zone with the same tags, encrypted, gp3),
+    and once the new volume is available the old one and the snapshot are deleted (the files are on the new one).
     One attached to the instance is left as it is; one attached to another instance is refused. The instance's
     tag C(DataVolume) names the volume (the dynamic inventory hands it to the box, whose data role mounts it). A
     volume smaller than I(data_volume) grows (C(ModifyVolume), online); a larger one is reported, never shrunk. Two
@@ -63,7 +65,7 @@ volumes:
   elements: dict
   sample:
     - {box: d2l, volume_id: vol-0123456789abcdef0, size: 100, zone: us-west-2a, created: true, attached: true,
-       grown: false}
+       grown: false, moved: false}
 notes:
   description: A line for each change, to print.
   returned: always
@@ -127,6 +129,44 @@ def wait_volume(ec2, volume_id: str, ready, timeout: int, sleep=time.sleep, cloc
     return volume
 
 
+def wait_snapshot(ec2, snapshot_id: str, timeout: int, sleep=time.sleep, clock=time.monotonic) -> dict:
+    deadline = clock() + timeout
+    while (snapshot := ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0])["State"] != "completed":
+        if snapshot["State"] == "error" or clock() >= deadline:
+            raise Ec2BoxError(
+                f"Snapshot {snapshot_id} is {snapshot['State']} after {timeout} s; the data volume was not moved (it "
+                f"is as it was). Run again; delete the snapshot with aws ec2 delete-snapshot --snapshot-id "
+                f"{snapshot_id}."
+            )
+        sleep(POLL_SECONDS)
+    return snapshot
+
+
+def move_volume(ec2, volume: dict, zone: str, size: int, name: str, owner: dict, timeout: int) -> dict:
+    """The volume, copied to `zone` through a snapshot; the old one and the snapshot deleted once the copy is
+    available. A failure before that leaves the old volume as it was (and names what was made)."""
+    old_id = volume["VolumeId"]
+    tags = {**{str(k): str(v) for k, v in owner.items()}, "Name": f"{name}-data"}
+    snapshot = ec2.create_snapshot(
+        VolumeId=old_id,
+        Description=f"gpubox: box {name}'s data volume {old_id}, moving to {zone}",
+        TagSpecifications=[{"ResourceType": "snapshot", "Tags": tag_list(tags)}],
+    )
+    wait_snapshot(ec2, snapshot["SnapshotId"], timeout)
+    new = ec2.create_volume(
+        AvailabilityZone=zone,
+        SnapshotId=snapshot["SnapshotId"],
+        Size=max(size, volume["Size"]),
+        VolumeType="gp3",
+        Encrypted=True,
+        TagSpecifications=[{"ResourceType": "volume", "Tags": tag_list({**tags, DATA_TAG: name})}],
+    )
+    new = wait_volume(ec2, new["VolumeId"], lambda v: v["State"] == "available", timeout)
+    ec2.delete_volume(VolumeId=old_id)
+    ec2.delete_snapshot(SnapshotId=snapshot["SnapshotId"])
+    return new
+
+
 def attached_to(volume: dict) -> list[str]:
     return [a["InstanceId"] for a in volume.get("Attachments") or [] if a.get("State") in ("attaching", "attached")]
 
@@ -145,7 +185,7 @@ def ensure(module, ec2, box: dict) -> tuple[dict, list[str]]:
             f"Box {name} has {len(volumes)} data volumes ({ids}); gpubox attaches one. Delete the one you do not need "
             f"(aws ec2 delete-volume --volume-id ...) or take the tag {DATA_TAG} off it, and run again."
         )
-    done = {"box": name, "created": False, "attached": False, "grown": False}
+    done = {"box": name, "created": False, "attached": False, "grown": False, "moved": False}
     notes: list[str] = []
     if not volumes:
         if module.check_mode:
@@ -174,12 +214,18 @@ def ensure(module, ec2, box: dict) -> tuple[dict, list[str]]:
         )
     if not holders:
         if volume["AvailabilityZone"] != zone:
-            raise Ec2BoxError(
-                f"Box {name}'s data volume {volume_id} is in {volume['AvailabilityZone']}, its instance {instance_id} "
-                f"in {zone}: a volume attaches only in its own zone. Terminate the box (playbooks/terminate.yml "
-                f"-e gpubox_only={name} -e gpubox_confirm=yes keeps the volume) and run site.yml: a box with a kept "
-                f"data volume launches in the volume's zone."
+            there = volume["AvailabilityZone"]
+            if module.check_mode:
+                would = {"volume_id": volume_id, "size": max(size, volume["Size"]), "zone": zone}
+                line = f"Box {name}: its data volume {volume_id} would move from {there} to {zone} through a snapshot."
+                return {**done, **would, "moved": True, "attached": True}, [line]
+            volume = move_volume(ec2, volume, zone, size, name, owner, timeout)
+            done["moved"] = True
+            notes.append(
+                f"Box {name}: its data volume moved from {there} to {zone} through a snapshot: {volume['VolumeId']} "
+                f"({volume['Size']} GiB), with its files; the old volume {volume_id} and the snapshot are deleted."
             )
+            volume_id = volume["VolumeId"]
         if not module.check_mode:
             ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device=device)
             volume = wait_volume(ec2, volume_id, lambda v: attached_to(v) == [instance_id] and all(

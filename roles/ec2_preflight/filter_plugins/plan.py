@@ -28,7 +28,7 @@ VERDICT = {
     "wait": "no change while it runs (see below)",
     "cannot": "cannot change in place (see below)",
     "later": "no change now (see below)",
-    "data": "attached now (the kept one, else a new one)",
+    "data": "attached now (the kept one, through a snapshot if it is in another zone; else a new one)",
 }
 
 
