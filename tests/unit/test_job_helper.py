@@ -43,6 +43,7 @@ def job(tmp_path, monkeypatch):
     monkeypatch.setattr(gj, "REGISTRY", registry)
     monkeypatch.setattr(gj, "RUN_DIR", tmp_path / "run")
     monkeypatch.setattr(gj, "NOTICE", tmp_path / "notice")
+    monkeypatch.setattr(gj, "SHUTDOWN", tmp_path / "shutting-down")
     for key, value in {
         "GPUBOX_JOB": "train",
         "GPUBOX_JOB_DIR": str(directory),
@@ -119,7 +120,21 @@ def test_a_job_killed_at_a_stop_is_described_by_its_signal(job):
     command(job, "kill -TERM $$")
     assert gj.main(["exec"]) == 128 + 15
     gj.main(["end"])
-    assert " ended: killed by SIGTERM after " in (job / "log").read_text()
+    assert " ended: killed by SIGTERM after " in (job / "log").read_text()  # a stop by hand: its end
+
+
+def test_a_shutdown_under_the_job_is_an_interruption_as_root_marks_it(job, monkeypatch):
+    monkeypatch.setenv("GPUBOX_RESTART", "on-interruption")
+    command(job, "kill -TERM $$")
+    gj.main(["exec"])
+    monkeypatch.setattr(gj, "system_state", lambda: "running")
+    assert gj.main(["mark"]) == 0 and not gj.SHUTDOWN.exists()  # a stop by hand: nothing to note
+    monkeypatch.setattr(gj, "system_state", lambda: "stopping")
+    assert gj.main(["mark"]) == 0 and gj.SHUTDOWN.exists()
+    gj.main(["end"])
+    last = (job / "log").read_text().splitlines()[-1]
+    assert "interrupted by the box shutting down (killed by SIGTERM)" in last and "at the next boot" in last
+    assert (job / "pending").read_text() == "resume\n"
 
 
 def test_log_prints_the_last_run_and_list_says_each_jobs_state(job, capsys):

@@ -5,8 +5,10 @@ Installed as /usr/local/bin/gpubox-job by the job role; standard library only, P
 
   gpubox-job exec                 a job unit's ExecStart (as the login user): the job's command in the conda
                                   environment, output to the journal and appended to the job's log
-  gpubox-job end                  the unit's ExecStopPost (as the login user): logs how the job ended and whether it
-                                  starts again at boot
+  gpubox-job mark                 the unit's first ExecStopPost (as root): notes a shutdown of the box in
+                                  /run/gpubox/shutting-down (a user cannot ask systemd once D-Bus has gone)
+  gpubox-job end                  the unit's next ExecStopPost (as the login user): logs how the job ended and
+                                  whether it starts again at boot
   gpubox-job list                 the box's jobs: name, state, restart policy, log file
   gpubox-job log [NAME] [--follow]  the last run's output of job NAME (the newest job without NAME); --follow: and
                                   what it writes next, until it ends
@@ -41,6 +43,7 @@ from pathlib import Path
 REGISTRY = Path("/etc/gpubox/jobs")
 RUN_DIR = Path("/run/gpubox-jobs")
 NOTICE = Path("/run/gpubox/interruption-notice")
+SHUTDOWN = Path("/run/gpubox/shutting-down")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 HEADER = "gpubox: job {name} started"
 # The command runs as `conda activate ENV` makes it: the environment's activation scripts included.
@@ -183,14 +186,26 @@ def system_state() -> str:
         return ""
 
 
+def cmd_mark() -> int:
+    """As root, while the job's unit stops: if the box is shutting down, say so in SHUTDOWN for `end`."""
+    if system_state() == "stopping":
+        SHUTDOWN.parent.mkdir(parents=True, exist_ok=True)
+        SHUTDOWN.write_text(f"{time.time()}\n")
+    return 0
+
+
+def seen_since(path: Path, since: float) -> bool:
+    try:
+        return path.stat().st_mtime >= since - 1
+    except OSError:
+        return False
+
+
 def interruption(since: float) -> str | None:
     """Why the job is ending, if it is an interruption rather than the job's own end or a stop by hand."""
-    try:
-        if NOTICE.stat().st_mtime >= since - 1:
-            return "a spot interruption notice"
-    except OSError:
-        pass
-    return "the box shutting down" if system_state() == "stopping" else None
+    if seen_since(NOTICE, since):
+        return "a spot interruption notice"
+    return "the box shutting down" if seen_since(SHUTDOWN, since) else None
 
 
 def cmd_end() -> int:
@@ -305,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_exec()
         if args == ["end"]:
             return cmd_end()
+        if args == ["mark"]:
+            return cmd_mark()
         if args == ["list"]:
             return cmd_list()
         if args and args[0] == "log":
