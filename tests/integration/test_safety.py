@@ -150,6 +150,8 @@ def test_skipping_the_preflight_creates_nothing_unchecked(aws_env, ec2, tmp_path
     assert snapshot(ec2, tmp_path) == {**state, "files": [str(home)]}
 
 
+# A job request that is right but for the one value a case adds.
+RUN = ["-e", "gpubox_box=d2l", "-e", "gpubox_cmd=true"]
 LIFECYCLE_REFUSED = [
     ("image-box-wildcard", "image", ["-e", "gpubox_box=d*", "-e", "gpubox_image_name=baked"], ['"d*"', "gpubox_box"]),
     ("image-name-wildcard", "image", ["-e", "gpubox_box=d2l", "-e", "gpubox_image_name=bak*"], ['"bak*"']),
@@ -169,30 +171,15 @@ LIFECYCLE_REFUSED = [
     ("run-no-box", "run", ["-e", "gpubox_cmd=true"], ["-e gpubox_box=NAME"]),
     ("run-cmd-list", "run", ["-e", '{"gpubox_box": "d2l", "gpubox_cmd": ["python", "x.py"]}'], ['["python", "x.py"]']),
     ("run-cmd-blank", "run", ["-e", "gpubox_box=d2l", "-e", "gpubox_cmd=' '"], ['gpubox_cmd is " "']),
-    (
-        "run-no-workdir",
-        "run",
-        ["-e", "gpubox_box=d2l", "-e", "gpubox_cmd=true", "-e", "gpubox_workdir=/no/such"],
-        ['"/no/such"', "not a directory"],
-    ),
-    (
-        "run-job-path",
-        "run",
-        ["-e", "gpubox_box=d2l", "-e", "gpubox_cmd=true", "-e", "gpubox_job=../x"],
-        ['"../x"', "not a job name"],
-    ),
+    ("run-no-workdir", "run", [*RUN, "-e", "gpubox_workdir=/no/such"], ['"/no/such"', "not a directory"]),
+    ("run-job-path", "run", [*RUN, "-e", "gpubox_job=../x"], ['"../x"', "not a job name"]),
     (
         "run-workdir-name",
         "run",
-        ["-e", "gpubox_box=d2l", "-e", "gpubox_cmd=true", "-e", "gpubox_workdir=/"],
+        [*RUN, "-e", "gpubox_workdir=/"],
         ['The job takes its workdir name, ""', "-e gpubox_job="],
     ),
-    (
-        "run-restart",
-        "run",
-        ["-e", "gpubox_box=d2l", "-e", "gpubox_cmd=true", "-e", "gpubox_restart=always"],
-        ['gpubox_restart is "always"', "on-interruption"],
-    ),
+    ("run-restart", "run", [*RUN, "-e", "gpubox_restart=always"], ['gpubox_restart is "always"', "on-interruption"]),
     ("logs-box-unknown", "logs", ["-e", "gpubox_box=d3l"], ['"d3l"', "not a running box"]),
     ("logs-job-glob", "logs", ["-e", "gpubox_box=d2l", "-e", "gpubox_job=*"], ['"*"', "not a job name"]),
 ]
