@@ -23,11 +23,10 @@ from tests.ground.ec2api import EC2Api, api_client
 from tests.ground.mirror import Mirror
 
 ROOT = Path(__file__).resolve().parents[1]
-# The project's module_utils, importable as Ansible imports them for a module (ansible.cfg: module_utils), so that
-# tests can load a module by its path (load_module).
-import ansible.module_utils  # noqa: E402
-
-ansible.module_utils.__path__.append(str(ROOT / "plugins" / "module_utils"))
+# The collection gpubox.gpubox (this checkout, through collections/, as ansible.cfg's collections_path finds it),
+# importable as Ansible imports it for a module or plugin (ansible_collections.gpubox.gpubox.plugins...), so that
+# tests can load a module or plugin by its path (load_module).
+sys.path.insert(0, str(ROOT / "collections"))
 VENV_BIN = ROOT / ".venv" / "bin"
 # The settings the tests are written against, an inventory source of settings only (its group_vars/all/tests.yml).
 TEST_SETTINGS = ROOT / "tests" / "settings"

@@ -61,14 +61,8 @@ def defaults_env(tmp: Path) -> dict[str, str]:
     return {
         "ANSIBLE_CONFIG": str(empty),
         "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
-        # the project's own plugins: the EC2 inventory and the settings lookup it reads, the module (and the action
-        # that runs it as one command), filters and tests the roles call (path_state, path_drifts, drifted_paths)
-        "ANSIBLE_INVENTORY_PLUGINS": str(ROOT / "plugins" / "inventory"),
-        "ANSIBLE_LOOKUP_PLUGINS": str(ROOT / "plugins" / "lookup"),
-        "ANSIBLE_LIBRARY": str(ROOT / "plugins" / "modules"),
-        "ANSIBLE_ACTION_PLUGINS": str(ROOT / "plugins" / "action"),
-        "ANSIBLE_FILTER_PLUGINS": str(ROOT / "plugins" / "filter"),
-        "ANSIBLE_TEST_PLUGINS": str(ROOT / "plugins" / "test"),
+        # the collection gpubox.gpubox (this checkout): its EC2 inventory, settings lookup, modules, filters, tests
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
         "ANSIBLE_HOST_KEY_CHECKING": "False",
     }
 

@@ -24,6 +24,7 @@ import datetime
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 from ansible.plugins.action import ActionBase
+from ansible_collections.gpubox.gpubox.plugins.module_utils.tags import tag_dict
 
 PARTS = ["caller", "network", "instances", "spot_requests", "key_pair", "instance_types", "volumes", "data_volumes"]
 ARGUMENT_SPEC = {
@@ -56,7 +57,7 @@ def plain(value):
 
 def snake(resource: dict) -> dict:
     """amazon.aws's shape: snake_case keys, Tags as a {key: value} dict under `tags`, dates as strings."""
-    tags = {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+    tags = tag_dict(resource.get("Tags"))
     out = camel_dict_to_snake_dict(plain({k: v for k, v in resource.items() if k != "Tags"}))
     out["tags"] = tags
     return out
@@ -147,7 +148,7 @@ def box_disks(ec2, instance_ids: list[str]) -> list[dict]:
             "type": v.get("VolumeType"),
             "state": v.get("State"),
             "instance_ids": [a["InstanceId"] for a in v.get("Attachments") or [] if a.get("InstanceId")],
-            "tags": {t["Key"]: t["Value"] for t in v.get("Tags") or []},
+            "tags": tag_dict(v.get("Tags")),
         }
         for page in pages
         for v in page.get("Volumes", [])
@@ -163,7 +164,7 @@ def data_volume(volume: dict) -> dict:
         "zone": volume.get("AvailabilityZone"),
         "status": volume.get("State"),
         "type": volume.get("VolumeType"),
-        "tags": {t["Key"]: t["Value"] for t in volume.get("Tags") or []},
+        "tags": tag_dict(volume.get("Tags")),
         "attachment_set": [
             {"instance_id": a.get("InstanceId"), "device": a.get("Device"), "status": a.get("State")}
             for a in volume.get("Attachments") or []

@@ -27,10 +27,10 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         found = self._shared_loader_obj.module_loader.find_plugin_with_context(
-            "path_state", collection_list=self._task.collections
+            "gpubox.gpubox.path_state", collection_list=self._task.collections
         )
         if not found.resolved:
-            raise AnsibleActionFail("path_state: the module file path_state.py is not on Ansible's library path")
+            raise AnsibleActionFail("path_state: the collection gpubox.gpubox has no module path_state")
         source = Path(found.plugin_resolved_path).read_text()
         command = shlex.join([self._python(task_vars or {}), "-c", source, json.dumps(args["paths"])])
         run = self._low_level_execute_command(command, sudoable=True)

@@ -12,32 +12,16 @@ included into one config, so an alias that another project's file on this machin
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
+from ansible_collections.gpubox.gpubox.plugins.module_utils.names import BOX, fits
+from ansible_collections.gpubox.gpubox.plugins.module_utils.names import LOGIN as USER
 
-def _names():
-    """plugins/test/names.py, the one home of what box and login names may look like (Ansible loads plugins by
-    path, so a sibling is loaded the same way)."""
-    spec = importlib.util.spec_from_file_location("gpubox_names", Path(__file__).parents[1] / "test" / "names.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_NAMES = _names()
-BOX = _NAMES.BOX
-USER = _NAMES.LOGIN
 INSTANCE = re.compile(r"i-[0-9a-f]{8,17}")
 IPV4 = re.compile(r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}")
 # An address an inventory source may give instead of the public IP: an IPv4 address or a DNS name.
 HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*")
 HOST_LINE = re.compile(r"^\s*Host\s+(.+)$", re.IGNORECASE | re.MULTILINE)
-
-
-def _fits(pattern: re.Pattern, value) -> bool:
-    return isinstance(value, str) and pattern.fullmatch(value) is not None
 
 
 def taken_aliases(other_files: list[str]) -> set[str]:
@@ -51,7 +35,7 @@ def taken_aliases(other_files: list[str]) -> set[str]:
 
 def _seen(hostvars, name, instance_id) -> dict:
     """The address and port Ansible uses for this very instance (an inventory source may say other than EC2)."""
-    if not _fits(BOX, name) or name not in hostvars:
+    if not fits(BOX, name) or name not in hostvars:
         return {}
     host = hostvars[name]
     if host.get("instance_id") != instance_id:
@@ -73,21 +57,21 @@ def ssh_config_entries(instances, hostvars, other_files, project, default_user):
         name = tags.get("Name")
         user = tags.get("SshUser", default_user)
         state = (box.get("state") or {}).get("name", "")
-        who = instance_id if _fits(INSTANCE, instance_id) else "an instance with an invalid id"
+        who = instance_id if fits(INSTANCE, instance_id) else "an instance with an invalid id"
         problems = []
-        if not _fits(INSTANCE, instance_id):
+        if not fits(INSTANCE, instance_id):
             problems.append("its instance id is not an instance id")
-        if not _fits(BOX, name) or name.lower().endswith("-jupyter"):
+        if not fits(BOX, name) or name.lower().endswith("-jupyter"):
             problems.append("its Name tag is not a box name (letters, digits, '_', '-')")
-        if not _fits(USER, user):
+        if not fits(USER, user):
             problems.append("its SshUser tag is not a login name")
         if state not in ("pending", "running", "stopping", "stopped"):
             problems.append("its state is not an instance state")
         address = None
         if state == "running":
-            via = _seen(hostvars, name, instance_id) if _fits(INSTANCE, instance_id) else {}
+            via = _seen(hostvars, name, instance_id) if fits(INSTANCE, instance_id) else {}
             address = via.get("host") or box.get("public_ip_address")
-            if not (_fits(IPV4, address) or _fits(HOSTNAME, address)):
+            if not (fits(IPV4, address) or fits(HOSTNAME, address)):
                 problems.append("its address is not an IPv4 address or host name")
                 address = None
             port = via.get("port")

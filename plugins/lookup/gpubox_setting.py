@@ -9,14 +9,14 @@ is a literal name, a region one that AWS has.
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 
 from ansible import constants, context
 from ansible.errors import AnsibleError
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.vars import load_extra_vars
+from ansible_collections.gpubox.gpubox.plugins.module_utils.names import LITERAL_TEXT, literal_name
+from ansible_collections.gpubox.gpubox.plugins.plugin_utils.regions import aws_region
 
 DOCUMENTATION = r"""
 name: gpubox_setting
@@ -30,9 +30,8 @@ options:
     required: true
 """
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CHECKS = {
-    "gpubox_project": "a literal name of 1 to 64 letters, digits, '.', '_' or '-' (no wildcard, '/' or '..')",
+    "gpubox_project": LITERAL_TEXT,
     "gpubox_region": "an AWS region such as us-west-2",
 }
 
@@ -66,24 +65,8 @@ def group_vars_files(directory: str) -> list[str]:
     return found
 
 
-@functools.cache
-def _aws_region_test():
-    """The `aws_region` Jinja test of plugins/test/aws.py: one answer to "is this a region AWS has"."""
-    import importlib.util
-
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "test", "aws.py")
-    spec = importlib.util.spec_from_file_location("gpubox_test_aws", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.aws_region
-
-
 def valid(name: str, value) -> bool:
-    if not isinstance(value, str):
-        return False
-    if name == "gpubox_project":
-        return bool(NAME.fullmatch(value)) and ".." not in value
-    return _aws_region_test()(value)
+    return literal_name(value) if name == "gpubox_project" else aws_region(value)
 
 
 # The inventory asks for each setting several times per load (every templated option, each time it is read): the

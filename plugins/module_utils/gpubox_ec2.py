@@ -12,6 +12,8 @@ import contextlib
 import random
 import time
 
+from ansible_collections.gpubox.gpubox.plugins.module_utils.tags import tag_dict, tag_list
+
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     import botocore.exceptions
 
@@ -138,11 +140,26 @@ def quota_text(region: str, code: str, candidate: dict) -> str:
 
 
 def error_of(exc: Exception) -> tuple[str, str]:
-    """(code, message) of a botocore error; a connection problem has the code ''."""
+    """(code, message) of a botocore error; a connection problem has the code ''. The one reading of AWS's errors:
+    error_text and error_brief format it."""
     if isinstance(exc, botocore.exceptions.ClientError):
         err = exc.response.get("Error", {})
         return str(err.get("Code", "")), str(err.get("Message", exc))
     return "", str(exc)
+
+
+def error_text(exc: Exception) -> str:
+    """`Code: message` for a message to the user (the message alone when there is no code)."""
+    code, message = error_of(exc)
+    return f"{code}: {message}" if code else message
+
+
+def error_brief(exc: Exception) -> dict[str, str]:
+    """{code, message} for a report row: a code always (the exception's class without one), the message's first
+    line without XML, at most 200 characters."""
+    code, message = error_of(exc)
+    first = (message.split("<", 1)[0].strip().splitlines() or [""])[0]
+    return {"code": (code or type(exc).__name__)[:64], "message": first[:200]}
 
 
 def connection_errors() -> tuple[type[Exception], ...]:
@@ -357,12 +374,8 @@ def start_as(ec2, starter, instance: dict, order: list[str], region: str, params
         return None, attempts, error
     wait_running(ec2, instance_id, params["wait_timeout"], sleep)
     if started != original:
-        ec2.create_tags(Resources=[instance_id], Tags=[{"Key": "InstanceType", "Value": started}])
+        ec2.create_tags(Resources=[instance_id], Tags=tag_list({"InstanceType": started}))
     return started, attempts, ""
-
-
-def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
 
 
 def launch_request(box: dict, subnet_maps_public_ip: bool) -> dict:
@@ -449,7 +462,7 @@ def find_box(ec2, name: str, owner: dict) -> tuple[list[dict], list[dict], list[
     )
     live, gone, foreign = [], [], []
     for inst in found:
-        tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+        tags = tag_dict(inst.get("Tags"))
         if tags.get("Name") != name or tags.get("Project") != project:
             continue
         state = inst["State"]["Name"]

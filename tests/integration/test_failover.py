@@ -28,10 +28,10 @@ LIVE = ["pending", "running", "stopping", "stopped"]
 # Throttled requests are repeated after 0.05 s, 0.1 s... instead of 1 s, 2 s...
 FAST = {"ec2_launch_throttle_delay": 0.05}
 
-launcher = load_module(ROOT / "roles/ec2_launch/library/ec2_box_launch.py")
+launcher = load_module(ROOT / "plugins/modules/ec2_box_launch.py")
 # What the launch and the start know of EC2's refusals (plugins/module_utils/gpubox_ec2.py).
 refusals = load_module(ROOT / "plugins/module_utils/gpubox_ec2.py")
-candidates_filter = load_module(ROOT / "roles/ec2_preflight/filter_plugins/candidates.py")
+candidates_filter = load_module(ROOT / "plugins/filter/candidates.py")
 
 
 @pytest.fixture(scope="module")

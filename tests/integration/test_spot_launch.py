@@ -24,7 +24,6 @@ PROJECT = "pytest-spot"
 SPOT = {"name": "sb", "market": "spot", "instance_type": "g5.xlarge", "volume_size": 80}
 SETTINGS = {"gpubox_project": PROJECT, "gpubox_ssh_cidr": SSH_CIDR, "gpubox_boxes": [SPOT]}
 OWN_TAGS = {"ManagedBy": "gpubox", "Project": PROJECT}
-LIBRARY = ROOT / "roles/ec2_launch/library"
 # The root volume the spot box asks for (RunInstances form parameters), less its device name.
 ROOT_80_GIB = {
     "Ebs.VolumeSize": "80",
@@ -33,7 +32,7 @@ ROOT_80_GIB = {
     "Ebs.DeleteOnTermination": "true",
 }
 
-launcher = load_module(LIBRARY / "ec2_box_launch.py")
+launcher = load_module(ROOT / "plugins/modules/ec2_box_launch.py")
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +104,9 @@ def interface_groups(ec2, instance: dict) -> list[str]:
 
 def box_launch(story, play: str, **args) -> dict:
     """Run ec2_box_launch by itself (a one-task play on localhost) and return its result."""
-    plays = [{"hosts": "localhost", "gather_facts": False, "tasks": [{"name": "launch", "ec2_box_launch": args}]}]
-    env = dict(story["env"], ANSIBLE_LIBRARY=str(LIBRARY), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
+    task = {"name": "launch", "gpubox.gpubox.ec2_box_launch": args}
+    plays = [{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]
+    env = dict(story["env"], ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
     proc = run_local_play(story["dir"] / f"{play}.yml", plays, env=env)
     data = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index("{\n") :])[0]
     return data["plays"][0]["tasks"][0]["hosts"]["localhost"]

@@ -29,7 +29,7 @@ BOXES = [
 ]
 FAST = {"ec2_power_throttle_delay": 0.05}
 
-starter = load_module(ROOT / "roles/ec2_power/library/ec2_box_start.py")
+starter = load_module(ROOT / "plugins/modules/ec2_box_start.py")
 
 
 @pytest.fixture(scope="module")

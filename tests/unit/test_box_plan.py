@@ -1,4 +1,4 @@
-"""The plan (roles/ec2_preflight/filter_plugins/plan.py): for each declared box that exists, each setting whose
+"""The plan (plugins/filter/plan.py): for each declared box that exists, each setting whose
 declared value differs from what AWS has, and what the run does about it; nothing declared is left out."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 
 from tests.conftest import ROOT, load_module
 
-plan = load_module(ROOT / "roles/ec2_preflight/filter_plugins/plan.py", "gpubox_plan")
-lists = load_module(ROOT / "roles/ec2_preflight/filter_plugins/candidates.py", "gpubox_candidates").box_lists
+plan = load_module(ROOT / "plugins/filter/plan.py", "gpubox_plan")
+lists = load_module(ROOT / "plugins/filter/candidates.py", "gpubox_candidates").box_lists
 
 OFFERED = {"g4dn.xlarge": ["us-west-2a", "us-west-2b"], "g5.xlarge": ["us-west-2a"], "g6.xlarge": ["us-west-2b"]}
 TYPES = [

@@ -1,5 +1,5 @@
 """The controller-side checks that let a provisioning rerun skip a module run: a security group already as wanted
-(roles/ec2_firewall/filter_plugins/firewall.py) and a file's mode (plugins/filter/files.py)."""
+(plugins/filter/firewall.py) and a file's mode (plugins/filter/files.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import ROOT, load_module, run_local_play
 
-firewall = load_module(ROOT / "roles/ec2_firewall/filter_plugins/firewall.py", "gpubox_firewall_filter")
+firewall = load_module(ROOT / "plugins/filter/firewall.py", "gpubox_firewall_filter")
 files = load_module(ROOT / "plugins/filter/files.py", "gpubox_files_filter")
 
 CIDR = "198.51.100.7/32"
@@ -172,9 +172,13 @@ def test_path_state_task_runs_the_action(tmp_path):
             "hosts": "localhost",
             "gather_facts": False,
             "tasks": [
-                {"name": "Read", "path_state": {"paths": [str(box / "gpubox.conf"), str(box / "x")]}, "register": "r"},
+                {
+                    "name": "Read",
+                    "gpubox.gpubox.path_state": {"paths": [str(box / "gpubox.conf"), str(box / "x")]},
+                    "register": "r",
+                },
                 {"name": "Keep", "ansible.builtin.copy": {"content": "{{ r | to_json }}", "dest": str(tmp_path / "r")}},
-                {"name": "Refuse", "path_state": {"paths": ["etc/gpubox"]}},
+                {"name": "Refuse", "gpubox.gpubox.path_state": {"paths": ["etc/gpubox"]}},
             ],
         }
     ]

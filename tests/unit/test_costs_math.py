@@ -1,4 +1,4 @@
-"""The cost arithmetic of list.yml and costs.yml (roles/ec2_list/filter_plugins/costs.py): hours since launch,
+"""The cost arithmetic of list.yml and costs.yml (plugins/filter/costs.py): hours since launch,
 accrued, $/month, totals and rounding, on made-up boxes and resources with known answers."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import ROOT, load_module
 
-costs = load_module(ROOT / "roles/ec2_list/filter_plugins/costs.py", "gpubox_costs_filters")
+costs = load_module(ROOT / "plugins/filter/costs.py", "gpubox_costs_filters")
 
 NOW = "2026-01-02T12:00:00+00:00"
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from tests.conftest import ROOT, load_module
 
-identity = load_module(ROOT / "roles/ec2_preflight/library/ec2_key_identity.py")
+identity = load_module(ROOT / "plugins/modules/ec2_key_identity.py")
 
 NO_PASS = serialization.NoEncryption()
 

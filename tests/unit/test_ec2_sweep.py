@@ -11,8 +11,8 @@ from botocore.stub import ANY, Stubber
 
 from tests.conftest import ROOT, load_module
 
-sweep = load_module(ROOT / "roles/ec2_list/library/ec2_sweep.py", "gpubox_ec2_sweep")
-spot = load_module(ROOT / "roles/ec2_list/library/ec2_spot_price.py", "gpubox_ec2_spot_price")
+sweep = load_module(ROOT / "plugins/modules/ec2_sweep.py", "gpubox_ec2_sweep")
+spot = load_module(ROOT / "plugins/modules/ec2_spot_price.py", "gpubox_ec2_spot_price")
 
 WANTED = {"tag:ManagedBy": "gpubox", "tag:Project": "d2l"}
 TAGS = [{"Key": "ManagedBy", "Value": "gpubox"}, {"Key": "Project", "Value": "d2l"}]
@@ -82,7 +82,7 @@ def test_filters_are_the_wanted_tags_and_the_live_states():
 
 
 def test_error_text_keeps_the_first_line_without_markup():
-    error = sweep.error_of(ValueError("bad <Response>...</Response>\nmore"))
+    error = sweep.error_brief(ValueError("bad <Response>...</Response>\nmore"))
     assert error == {"code": "ValueError", "message": "bad"}
 
 

@@ -11,7 +11,7 @@ from tests.conftest import ROOT, load_module
 REGION = "us-west-2"
 
 
-quota = load_module(ROOT / "roles/ec2_preflight/library/ec2_gpu_quota.py")
+quota = load_module(ROOT / "plugins/modules/ec2_gpu_quota.py")
 
 
 def _client(service):

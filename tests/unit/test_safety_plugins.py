@@ -47,7 +47,7 @@ def test_tagged_needs_every_wanted_tag_with_exactly_its_value():
     assert not aws.tagged(None, own) and not aws.tagged("ManagedBy=gpubox", own)
 
 
-names = load_module(ROOT / "plugins" / "test" / "names.py", "gpubox_names")
+names = load_module(ROOT / "plugins" / "module_utils" / "names.py", "gpubox_names")
 
 
 @pytest.mark.parametrize("good", ["d2l", "D2L-course_2", "a" * 63])
@@ -148,3 +148,12 @@ def test_entries_use_the_address_the_inventory_gives_for_that_very_instance():
     stale = {"d2l": {"instance_id": "i-00000000000000001", "ansible_host": "10.88.0.5"}}
     (found,) = entries.ssh_config_entries([box()], stale, [], "p", "ubuntu")["boxes"]
     assert (found["host"], found["port"]) == ("203.0.113.10", None)
+
+
+def test_the_inventory_plugin_documents_the_upstream_options_word_for_word():
+    """gpubox_ec2 is amazon.aws.aws_ec2 less a host variable: its options are the upstream ones, written out so that
+    ansible-doc can read them. An amazon.aws release that changes them makes this fail: copy them again."""
+    from ansible_collections.amazon.aws.plugins.inventory import aws_ec2
+
+    plugin = load_module(ROOT / "plugins" / "inventory" / "gpubox_ec2.py", "gpubox_inventory")
+    assert aws_ec2.DOCUMENTATION.replace("name: aws_ec2\n", "name: gpubox_ec2\n", 1) == plugin.DOCUMENTATION

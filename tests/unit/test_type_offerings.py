@@ -7,7 +7,7 @@ from botocore.stub import Stubber
 
 from tests.conftest import ROOT, load_module
 
-offerings = load_module(ROOT / "roles/ec2_preflight/library/ec2_instance_type_offerings.py")
+offerings = load_module(ROOT / "plugins/modules/ec2_instance_type_offerings.py")
 
 
 def test_zones_per_type_and_unknown_types_get_none():

@@ -71,6 +71,8 @@ from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_connection_info  # noqa: E402
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import error_brief  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils.tags import tag_dict  # noqa: E402
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     import boto3
@@ -89,10 +91,6 @@ def _filters(wanted: dict, **more) -> list[dict]:
     ]
 
 
-def _tags(item: dict) -> dict[str, str]:
-    return {t.get("Key"): t.get("Value") for t in item.get("Tags") or [] if isinstance(t, dict) and "Key" in t}
-
-
 def _time(value) -> str | None:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
@@ -104,7 +102,7 @@ def _pages(client, operation: str, key: str, **params) -> list[dict]:
 
 
 def _base(region: str, kind: str, rid: str, item: dict, name: str | None = None) -> dict:
-    tags = _tags(item)
+    tags = tag_dict(item.get("Tags"))
     return {"region": region, "kind": kind, "id": rid, "name": tags.get("Name") if name is None else name, "tags": tags}
 
 
@@ -175,16 +173,6 @@ def sweep_region(client, region: str, wanted: dict) -> list[dict]:
     return found
 
 
-def error_of(e: Exception) -> dict:
-    """The code and the first line of an error's message (no XML), at most 200 characters."""
-    if isinstance(e, botocore.exceptions.ClientError):
-        err = e.response.get("Error", {})
-        code, message = err.get("Code") or "ClientError", err.get("Message") or str(e)
-    else:
-        code, message = type(e).__name__, str(e)
-    return {"code": str(code)[:64], "message": (str(message).split("<", 1)[0].strip().splitlines() or [""])[0][:200]}
-
-
 def sweep(clients: dict, wanted: dict, workers: int = WORKERS) -> tuple[list[str], list[dict], list[dict]]:
     """(regions that answered, regions skipped with their error, resources) over the clients by region."""
 
@@ -192,7 +180,7 @@ def sweep(clients: dict, wanted: dict, workers: int = WORKERS) -> tuple[list[str
         try:
             return region, sweep_region(clients[region], region, wanted), None
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            return region, [], error_of(e)
+            return region, [], error_brief(e)
 
     answered, skipped, resources = [], [], []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(clients)))) as pool:
@@ -228,7 +216,7 @@ def main() -> None:
         try:
             listed = client(home).describe_regions(AllRegions=False).get("Regions", [])
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            error = error_of(e)
+            error = error_brief(e)
             module.fail_json(
                 msg=f"Could not list the regions from {home}: {error['code']}: {error['message']}. Check the AWS "
                 "credentials, or name the regions: -e gpubox_regions=us-west-2,us-east-1."

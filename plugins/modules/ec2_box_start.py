@@ -150,7 +150,8 @@ import re  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 
-from ansible.module_utils.gpubox_ec2 import (  # noqa: E402 - the project's module_utils (ansible.cfg)
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import (  # noqa: E402
     Ec2BoxError,
     attempt_row,
     attempt_table,
@@ -162,11 +163,11 @@ from ansible.module_utils.gpubox_ec2 import (  # noqa: E402 - the project's modu
     repeating,
     skipped,
     start_as,
-    tag_list,
     usable_types,
     wait_running,
 )
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils.names import LOGIN  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils.tags import tag_dict, tag_list  # noqa: E402
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     import botocore
@@ -176,7 +177,7 @@ ONE_ATTEMPT = {"retries": {"mode": "standard", "total_max_attempts": 1}}
 # A moved box keeps these tags of its old instance (checked first: they were read back from AWS); its placement tags
 # (InstanceType, Zone, Market) are the new ones'.
 KEPT_TAGS = {
-    "SshUser": re.compile(r"[a-z_][a-z0-9_-]{0,31}"),
+    "SshUser": LOGIN,
     "Autostop": re.compile(r"[0-9]{1,5}"),
     "MaxHours": re.compile(r"[0-9]{1,5}"),
     "Image": re.compile(r"[A-Za-z0-9:._/()@ -]{1,128}"),
@@ -266,7 +267,7 @@ def move_subnets(ec2, instance: dict, zones: list[str]) -> dict[str, dict]:
 
 def kept_tags(instance: dict) -> dict[str, str]:
     """The old instance's tags a moved box keeps, each only when it has the form gpubox gives it."""
-    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+    tags = tag_dict(instance.get("Tags"))
     return {k: tags[k] for k, form in KEPT_TAGS.items() if k in tags and form.fullmatch(tags[k])}
 
 
@@ -400,7 +401,7 @@ def move_box(module, ec2, launcher, instance: dict, box: dict, start: dict, slee
     start_rows = [f"  {line}" for line in attempt_table(start["attempt_log"])]
     head = [f"Box {name} ({old_id}) could not be started in {zone}:", *start_rows]
     user = kept_tags(instance).get("SshUser", "")
-    if {t["Key"] for t in instance.get("Tags", [])} & {"DataVolume"}:
+    if "DataVolume" in tag_dict(instance.get("Tags")):
         return {
             **start,
             "failed": True,

@@ -222,7 +222,8 @@ import hashlib  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
 
-from ansible.module_utils.gpubox_ec2 import (  # noqa: E402 - the project's module_utils (ansible.cfg)
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import (  # noqa: E402
     GONE_STATES,
     attempt_row,
     attempt_table,
@@ -235,8 +236,7 @@ from ansible.module_utils.gpubox_ec2 import (  # noqa: E402 - the project's modu
     skipped,
     wait_running,
 )
-from ansible.module_utils.gpubox_ec2 import Ec2BoxError as LaunchError  # noqa: E402
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import Ec2BoxError as LaunchError  # noqa: E402
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     import botocore

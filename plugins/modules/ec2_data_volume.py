@@ -76,8 +76,9 @@ notes:
 import contextlib  # noqa: E402 - Ansible modules document themselves before their imports
 import time  # noqa: E402
 
-from ansible.module_utils.gpubox_ec2 import Ec2BoxError, find_box, tag_list  # noqa: E402 - the project's module_utils
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import Ec2BoxError, find_box  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils.tags import tag_dict, tag_list  # noqa: E402
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     import botocore
@@ -99,7 +100,7 @@ def data_volumes(ec2, name: str, owner: dict, module) -> list[dict]:
     )["Volumes"]
     own = []
     for volume in found:
-        tags = {t["Key"]: t["Value"] for t in volume.get("Tags", [])}
+        tags = tag_dict(volume.get("Tags"))
         if tags.get(DATA_TAG) != name:
             continue
         if all(tags.get(k) == str(v) for k, v in owner.items()):
@@ -232,11 +233,11 @@ def ensure(module, ec2, box: dict) -> tuple[dict, list[str]]:
                 a.get("State") == "attached" for a in v.get("Attachments") or []), timeout)  # fmt: skip
         done["attached"] = True
         notes.append(f"Box {name}: attached its data volume {volume_id} ({volume['Size']} GiB) at {device}.")
-    tagged = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}.get(INSTANCE_TAG)
+    tagged = tag_dict(instance.get("Tags")).get(INSTANCE_TAG)
     if tagged != volume_id:
         # the instance names its data volume: the inventory hands it to the box (the data role mounts it)
         if not module.check_mode:
-            ec2.create_tags(Resources=[instance_id], Tags=[{"Key": INSTANCE_TAG, "Value": volume_id}])
+            ec2.create_tags(Resources=[instance_id], Tags=tag_list({INSTANCE_TAG: volume_id}))
         if not notes:
             notes.append(f"Box {name}: its instance {instance_id} names its data volume {volume_id} ({INSTANCE_TAG}).")
     if volume["Size"] < size:

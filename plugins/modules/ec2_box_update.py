@@ -76,14 +76,15 @@ notes:
 import contextlib  # noqa: E402 - Ansible modules document themselves before their imports
 import time  # noqa: E402
 
-from ansible.module_utils.gpubox_ec2 import (  # noqa: E402 - the project's module_utils (ansible.cfg)
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import (  # noqa: E402
     Ec2BoxError,
     attempt_table,
     describe,
     error_of,
     start_as,
 )
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils.tags import tag_list  # noqa: E402
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     import botocore
@@ -104,7 +105,7 @@ def wait_state(ec2, instance_id: str, state: str, timeout: int, sleep=time.sleep
 def apply_tags(module, ec2, change: dict) -> dict:
     tags = {str(k): str(v) for k, v in change["tags"].items()}
     if not module.check_mode:
-        ec2.create_tags(Resources=[change["instance_id"]], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        ec2.create_tags(Resources=[change["instance_id"]], Tags=tag_list(tags))
     said = ", ".join(f"{k}={v}" for k, v in sorted(tags.items()))
     return {"done": True, "note": f"Box '{change['box']}': tagged {said}; its autostop agent gets it at configure.yml"}
 
@@ -142,7 +143,7 @@ def apply_type(module, ec2, starter, change: dict) -> dict:
             raise Ec2BoxError(f"Box '{name}' is {state}, not stopped: its type changes only while it is stopped.")
         if not module.check_mode:
             ec2.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": target})
-            ec2.create_tags(Resources=[instance_id], Tags=[{"Key": "InstanceType", "Value": target}])
+            ec2.create_tags(Resources=[instance_id], Tags=tag_list({"InstanceType": target}))
         return {"done": True, "note": f"Box '{name}': its type is now {target} (was {original}); it starts as one"}
     if state != "running":
         raise Ec2BoxError(f"Box '{name}' is {state}: only a running box is restarted to change its type.")

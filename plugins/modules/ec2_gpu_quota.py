@@ -82,38 +82,22 @@ impossible:
 import contextlib  # noqa: E402 - Ansible modules document themselves before their imports
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils import gpubox_ec2  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import QUOTAS, error_text  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import quotas_url as console_url  # noqa: E402
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     import botocore
 
-# (market, class) -> (quota code, quota name as Service Quotas shows it)
-QUOTAS = {
-    ("on-demand", "G"): ("L-DB2E81BA", "Running On-Demand G and VT instances"),
-    ("on-demand", "P"): ("L-417A185B", "Running On-Demand P instances"),
-    ("spot", "G"): ("L-3819A6DF", "All G and VT Spot Instance Requests"),
-    ("spot", "P"): ("L-7212CCBC", "All P Spot Instance Requests"),
-}
+# The quota classes of gpubox_ec2.QUOTAS this check covers: those of GPU instances. (A CPU box's Standard quota is
+# rarely short; should it be, the launch names it from the same table.)
+GPU_CLASSES = ("G", "P")
 
 
 def quota_class(instance_type: str) -> str | None:
-    """G (G and VT families), P, or None for families these quotas do not cover."""
-    family = instance_type.split(".", 1)[0].lower()
-    if family.startswith(("g", "vt")):
-        return "G"
-    if family.startswith("p"):
-        return "P"
-    return None
-
-
-def console_url(region: str, code: str) -> str:
-    return f"https://{region}.console.aws.amazon.com/servicequotas/home/services/ec2/quotas/{code}"
-
-
-def _error_text(exc: Exception) -> str:
-    if isinstance(exc, botocore.exceptions.ClientError):
-        err = exc.response.get("Error", {})
-        return f"{err.get('Code', 'error')}: {err.get('Message', exc)}"
-    return str(exc)
+    """G (G and VT families), P, or None for families this check does not cover."""
+    cls = gpubox_ec2.quota_class(instance_type)
+    return cls if cls in GPU_CLASSES else None
 
 
 def vcpus_in_use(ec2) -> dict[tuple[str, str], int]:
@@ -179,7 +163,7 @@ def plan_quotas(
         used = vcpus_in_use(ec2)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         used = {}
-        warnings.append(f"Could not count the vCPUs already running ({_error_text(e)}); checking the new boxes alone.")
+        warnings.append(f"Could not count the vCPUs already running ({error_text(e)}); checking the new boxes alone.")
 
     limits: dict[tuple[str, str], int | None] = {}
     for key in keys:
@@ -189,7 +173,7 @@ def plan_quotas(
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
             limits[key] = None
             warnings.append(
-                f"Could not read the vCPU quota {code} ({name}) in {region}: {_error_text(e)}. Going on without "
+                f"Could not read the vCPU quota {code} ({name}) in {region}: {error_text(e)}. Going on without "
                 f"the check; if the launch fails with VcpuLimitExceeded, request an increase at "
                 f"{console_url(region, code)}"
             )
