@@ -4,7 +4,8 @@
 #   make setup   venv in .venv/ (Python >= 3.12) with the locked tree (requirements.lock); checks the collections
 #   make lock    recompile requirements.lock from requirements*.txt (after changing a pin)
 #   make fresh   remove what the proving ground made on this machine (containers, networks, images, venv)
-#   make lint    static checks only (yamllint, ansible-lint production, ruff, playbook syntax)
+#   make lint    static checks only (yamllint, ansible-lint production, ruff, playbook syntax, changelog fragments,
+#                ansible-test sanity on the built collection)
 #   make test    everything: system packages, test images, lint, pytest, molecule scenarios
 
 SHELL := /bin/bash
@@ -53,6 +54,8 @@ lint: setup syntax
 	ansible-lint --profile production --offline
 	ruff check .
 	ruff format --check .
+	antsibull-changelog lint
+	scripts/sanity
 
 syntax: setup
 	@for p in $(PLAYBOOKS); do ansible-playbook -i localhost, --syntax-check "$$p" >/dev/null || exit 1; echo "syntax ok  $$p"; done

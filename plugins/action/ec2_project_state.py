@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """ec2_project_state: what AWS holds for one gpubox project, read in one go, on this machine.
 
 The parts (`read`): caller (who the credentials are), network (the region's default VPC, its default subnets and
@@ -178,7 +179,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        _unused, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         for part, option in REQUIRED_BY.items():
             if part in args["read"] and not args[option]:
                 raise AnsibleActionFail(f"ec2_project_state: reading {part} needs {option}")

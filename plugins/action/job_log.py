@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """job_log: print a box's job log as it is read, over the box's ssh alias: `ssh ALIAS gpubox-job log [--follow] [JOB]`.
 
 A module's output comes back only when it ends; a followed log must reach the terminal line by line while the job
@@ -33,7 +34,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        _unused, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         remote = [args["program"], "log", *(["--follow"] if args["follow"] else []), *filter(None, [args["job"]])]
         cmd = ["ssh", "-F", args["ssh_config"], "-o", "BatchMode=yes"]
         cmd += ["-o", f"ConnectTimeout={args['connect_timeout']}", "-T", "--", args["box"], shlex.join(remote)]

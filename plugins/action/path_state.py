@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """path_state, run cheaply: the module's own file (plugins/modules/path_state.py) as a plain Python script over the
 connection, `python3 -c SOURCE PATHS_JSON`, instead of as a module.
 
@@ -25,7 +26,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        _unused, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         found = self._shared_loader_obj.module_loader.find_plugin_with_context(
             "gpubox.gpubox.path_state", collection_list=self._task.collections
         )

@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters of the preflight: a box's settings as lists (gpubox_box_lists) and the places it may launch
 (gpubox_launch_candidates).
 

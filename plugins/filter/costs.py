@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The arithmetic of what gpubox's resources cost, for list.yml (per box) and costs.yml (everything, every region).
 
 Money is added up exactly (Decimal, from each price's shortest decimal form) and rounded once, half up, when shown:
@@ -99,7 +100,7 @@ def rate(hourly) -> str:
     if value is None:
         return "?"
     text = str(value.quantize(Decimal("0.00001"), rounding=ROUND_HALF_UP))
-    whole, _, fraction = text.partition(".")
+    whole, _unused, fraction = text.partition(".")
     return f"{whole}.{fraction.rstrip('0').ljust(3, '0')}"
 
 

@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """File filters.
 
 `file_mode`: the permission bits of a file or directory on this machine, as Ansible writes them ("0400"), or "" when

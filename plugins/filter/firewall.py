@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filter `firewall_drift`: how a security group, as EC2 describes it (amazon.aws's snake_case shape), differs from
 gpubox's one SSH rule, so that a group already as wanted costs no module run. An empty list: nothing to change."""
 
@@ -27,7 +28,7 @@ def firewall_drift(group, vpc_id: str, cidr: str, description: str, tags: dict) 
         drift.append("ingress is not tcp/22 from " + cidr + " alone")
     # The module keeps a VPC group's default egress (everything out) when given no egress rules.
     egress = [(p.get("ip_protocol"), _ranges(p)) for p in group.get("ip_permissions_egress", [])]
-    if [(proto, [c for c, _ in ranges]) for proto, ranges in egress] != [("-1", ["0.0.0.0/0"])]:
+    if [(proto, [c for c, _unused in ranges]) for proto, ranges in egress] != [("-1", ["0.0.0.0/0"])]:
         drift.append("egress is not the VPC default (everything out)")
     have = group.get("tags") or {}
     missing = [k for k, v in tags.items() if have.get(k) != v]

@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filter `ipv4_cidr`: what an IPv4 CIDR really covers, for the SSH rule (Python's ipaddress, no extra package)."""
 
 from __future__ import annotations

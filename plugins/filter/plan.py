@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filter of the preflight: the plan (gpubox_box_plan), what a run does about each declared box that exists already.
 
 The declaration is the truth. For each box that exists, each setting whose declared value differs from what AWS has

@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filter `ssh_config_entries`: the Host entries of a project's ssh config, from what AWS and the inventory say.
 
 Everything read back from AWS (tags, addresses, ids) is data that anyone allowed ec2:CreateTags can write, and an

@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """gpubox_ec2: amazon.aws.aws_ec2, less the deprecated `tags` host variable and the warnings it brings.
 
 amazon.aws 11.x puts every instance's tags in two host variables, `ec2_tags` and the deprecated `tags`, and says
@@ -10,8 +11,6 @@ Once amazon.aws no longer sets `tags`, inventory/aws_ec2.yml can go back to `plu
 """
 
 from __future__ import annotations
-
-from ansible_collections.amazon.aws.plugins.inventory import aws_ec2
 
 # The upstream plugin's options, word for word but the name (tests/unit/test_safety_plugins.py compares them with the
 # installed amazon.aws): Ansible reads a plugin's options from this text, and ansible-doc parses it from the file.
@@ -184,6 +183,8 @@ options:
     default: []
     version_added: 10.1.0
 """
+
+from ansible_collections.amazon.aws.plugins.inventory import aws_ec2  # noqa: E402 - after the documentation
 
 DEPRECATED_TAGS = "The 'tags' host variable is deprecated."
 

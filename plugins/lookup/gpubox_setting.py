@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """gpubox_setting: a project-wide setting exactly as the playbooks will see it, for the dynamic inventory.
 
 An inventory source cannot read group_vars or -e, yet it must list the boxes of the same project and region that
@@ -8,15 +9,6 @@ is a literal name, a region one that AWS has.
 """
 
 from __future__ import annotations
-
-import os
-
-from ansible import constants, context
-from ansible.errors import AnsibleError
-from ansible.plugins.lookup import LookupBase
-from ansible.utils.vars import load_extra_vars
-from ansible_collections.gpubox.gpubox.plugins.module_utils.names import LITERAL_TEXT, literal_name
-from ansible_collections.gpubox.gpubox.plugins.plugin_utils.regions import aws_region
 
 DOCUMENTATION = r"""
 name: gpubox_setting
@@ -29,6 +21,15 @@ options:
     description: gpubox_project and/or gpubox_region.
     required: true
 """
+
+import os  # noqa: E402
+
+from ansible import constants, context  # noqa: E402
+from ansible.errors import AnsibleError  # noqa: E402
+from ansible.plugins.lookup import LookupBase  # noqa: E402
+from ansible.utils.vars import load_extra_vars  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils.names import LITERAL_TEXT, literal_name  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.plugin_utils.regions import aws_region  # noqa: E402
 
 CHECKS = {
     "gpubox_project": LITERAL_TEXT,

@@ -227,6 +227,15 @@ def skipped(attempts: list[dict], closed: list, candidate: dict, unusable: str =
     return True
 
 
+def throttle_note(attempts: list[dict], candidate: dict):
+    """The `note` that `repeating` calls for each throttled try of `candidate`: a row of the attempts table."""
+
+    def note(code: str, message: str, pause: float) -> None:
+        attempts.append(attempt_row(candidate, "throttled", code, f"{message} (repeated after {pause:.1f} s)"))
+
+    return note
+
+
 def note_refusal(exc: Exception, candidate: dict, region: str, attempts: list[dict], closed: list) -> tuple[str, str]:
     """A refused request, in the attempts: capacity and quota get their row (a quota also closes its scope, for
     closed_by); (kind, 'CODE: message') for the caller, who moves on after capacity or a quota and stops after
@@ -350,9 +359,7 @@ def start_as(ec2, starter, instance: dict, order: list[str], region: str, params
             ec2.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": itype})
             current = itype
 
-        def note(code: str, message: str, wait: float, candidate=candidate) -> None:
-            attempts.append(attempt_row(candidate, "throttled", code, f"{message} (repeated after {wait:.1f} s)"))
-
+        note = throttle_note(attempts, candidate)
         try:
             repeating(starter.start_instances, note, params["throttle_retries"], params["throttle_delay"], sleep)(
                 InstanceIds=[instance_id]

@@ -8,6 +8,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: ec2_box_launch
 short_description: Launch one gpubox box (on-demand or spot) complete from its first second, where capacity is
+author:
+  - gpubox maintainers (!UNKNOWN)
 description:
   - Looks for the box first, an instance tagged C(Name=name) and every tag of I(owner_tags) (gpubox's
     C(ManagedBy) and C(Project)) in state pending, running, stopping or stopped. When there is one, nothing is
@@ -234,6 +236,7 @@ from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import ( 
     note_refusal,
     repeating,
     skipped,
+    throttle_note,
     wait_running,
 )
 from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import Ec2BoxError as LaunchError  # noqa: E402
@@ -344,14 +347,13 @@ def try_candidates(
         }
         request = launch_request(one, public_ip[candidate["subnet_id"]])
 
-        def note(code: str, message: str, pause: float, candidate=candidate) -> None:
-            attempts.append(attempt_row(candidate, "throttled", code, f"{message} (repeated after {pause:.1f} s)"))
-
-        run = repeating(ec2.run_instances, note, box["throttle_retries"], box["throttle_delay"], sleep)
+        run = repeating(
+            ec2.run_instances, throttle_note(attempts, candidate), box["throttle_retries"], box["throttle_delay"], sleep
+        )
         try:
             instance, token = launch(ec2, region, one, request, gone, run=run)
         except (botocore.exceptions.ClientError, *connection_errors()) as e:
-            kind, _ = note_refusal(e, candidate, region, attempts, closed)
+            kind, _unused = note_refusal(e, candidate, region, attempts, closed)
             if kind in ("capacity", "quota"):
                 continue
             code, message = error_of(e)

@@ -8,6 +8,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: ec2_box_start
 short_description: Start stopped gpubox boxes, in their other declared instance types when their zone has none
+author:
+  - gpubox maintainers (!UNKNOWN)
 description:
   - Starts each box of I(instances) that is stopped (one that is stopping is waited for first; a running or pending
     one is left as it is) and waits until it runs.
@@ -145,7 +147,6 @@ retry:
 import contextlib  # noqa: E402 - Ansible modules document themselves before their imports
 import hashlib  # noqa: E402
 import ipaddress  # noqa: E402
-import os  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
@@ -163,6 +164,7 @@ from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import ( 
     repeating,
     skipped,
     start_as,
+    throttle_note,
     usable_types,
     wait_running,
 )
@@ -347,11 +349,12 @@ def launch_elsewhere(module, ec2, launcher, instance: dict, image: dict, box: di
             seed = f"{image['ImageId']} {itype} {subnet['SubnetId']}"
             token = "gpubox-move-" + hashlib.sha256(seed.encode()).hexdigest()[:48]
 
-            def note(code: str, message: str, wait: float, candidate=candidate) -> None:
-                attempts.append(attempt_row(candidate, "throttled", code, f"{message} (repeated after {wait:.1f} s)"))
-
             run = repeating(
-                launcher.run_instances, note, module.params["throttle_retries"], module.params["throttle_delay"], sleep
+                launcher.run_instances,
+                throttle_note(attempts, candidate),
+                module.params["throttle_retries"],
+                module.params["throttle_delay"],
+                sleep,
             )
             try:
                 new = run(ClientToken=token, **request)["Instances"][0]
@@ -373,7 +376,7 @@ def answers_ssh(host: str, user: str, key_file: str, timeout: int, sleep=time.sl
     login): the probe sends nothing but a login with the public key."""
     ipaddress.ip_address(host)  # an address EC2 gave, never options
     command = [
-        "ssh", "-i", os.path.expanduser(key_file), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+        "ssh", "-i", key_file, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
         "-o", "ConnectTimeout=10", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
         "-o", "LogLevel=ERROR", "-l", user, "--", host, "true",
     ]  # fmt: skip
@@ -381,7 +384,10 @@ def answers_ssh(host: str, user: str, key_file: str, timeout: int, sleep=time.sl
     said = "no answer"
     while True:
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+            # not module.run_command: it has no timeout, and a box that never answers must not hang the module
+            done = subprocess.run(  # pylint: disable=ansible-bad-function
+                command, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL, check=False
+            )
             if done.returncode == 0:
                 return ""
             said = done.stderr.strip()[-300:] or f"ssh exited with {done.returncode}"

@@ -8,6 +8,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: ec2_box_update
 short_description: Change gpubox boxes in place as the provisioning plan says
+author:
+  - gpubox maintainers (!UNKNOWN)
 description:
   - Applies the changes of the preflight's plan (roles/ec2_preflight/filter_plugins/plan.py), each to one box, each
     only where the box is still as the plan saw it.

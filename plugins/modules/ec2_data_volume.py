@@ -7,6 +7,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: ec2_data_volume
 short_description: Give gpubox boxes their data volumes, which outlive the instances
+author:
+  - gpubox maintainers (!UNKNOWN)
 description:
   - "A box's data volume is an EBS volume (gp3, encrypted) with the project's tags, C(Name=NAME-data) and
     C(DataOf=NAME). It is made apart from the instance (C(CreateVolume) in the instance's zone) and attached to it
@@ -115,7 +117,7 @@ def data_volumes(ec2, name: str, owner: dict, module) -> list[dict]:
 
 def box_instance(ec2, name: str, owner: dict) -> dict:
     """The box's live instance (the oldest, as the launch takes it)."""
-    live, _, _ = find_box(ec2, name, owner)
+    live, _unused, _unused = find_box(ec2, name, owner)
     if not live:
         raise Ec2BoxError(f"Box {name} has no instance to attach its data volume to: run provision.yml.")
     return min(live, key=lambda i: str(i.get("LaunchTime", "")))

@@ -7,6 +7,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: ec2_gpu_quota
 short_description: Refuse a launch that the account's GPU vCPU quotas cannot cover
+author:
+  - gpubox maintainers (!UNKNOWN)
 description:
   - Groups the boxes to launch by quota (G and VT or P instances, on-demand or spot), adds the vCPUs of the
     account's instances already running under that quota, and compares the sum with the applied quota value
@@ -196,7 +198,7 @@ def plan_quotas(
             short.append((option, key))
         else:
             # no candidate fits: the box counts under each quota that refused it (once, with its first candidate there)
-            for key in dict.fromkeys(k for _, k in short):
+            for key in dict.fromkeys(k for _unused, k in short):
                 counted[key].append((box, next(o for o, k in short if k == key)))
             if len(short) != 1:
                 refused_alone.append((box, short))
@@ -210,22 +212,22 @@ def plan_quotas(
                 for o, key in short
             ]
 
-    alone = {box["name"] for box, _ in refused_alone}
+    alone = {box["name"] for box, _unused in refused_alone}
     for key in keys:
         code, name = QUOTAS[key]
         group = counted[key]
         if not group:
             continue
-        requested = sum(o["vcpus"] for _, o in group)
+        requested = sum(o["vcpus"] for _unused, o in group)
         in_use = used.get(key, 0)
         limit = limits[key]
-        entry = {"code": code, "name": name, "boxes": [b["name"] for b, _ in group], "requested": requested}
+        entry = {"code": code, "name": name, "boxes": [b["name"] for b, _unused in group], "requested": requested}
         entry.update(in_use=in_use, limit=limit, ok=None if limit is None else in_use + requested <= limit)
         report.append(entry)
         # refused here: a box whose only quota-bound candidate is under this quota and does not fit
         single = [
             b["name"]
-            for b, _ in group
+            for b, _unused in group
             if b["name"] in impossible
             and b["name"] not in alone
             and len(impossible[b["name"]]) == len(options[b["name"]])
@@ -238,7 +240,7 @@ def plan_quotas(
                 f"{in_use + requested} at {console_url(region, code)} , or choose a smaller instance_type, "
                 f"another market or another region (gpubox_region)."
             )
-    for box, _ in refused_alone:
+    for box, _unused in refused_alone:
         reasons = "; ".join(f"{i['instance_type']} {i['market']}: {i['why']}" for i in impossible[box["name"]])
         refusals.append(
             f"Box '{box['name']}' fits none of its candidates' vCPU quotas in {region}: {reasons}. Request an "

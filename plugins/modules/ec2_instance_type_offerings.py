@@ -7,6 +7,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: ec2_instance_type_offerings
 short_description: Availability zones of a region that offer given EC2 instance types
+author:
+  - gpubox maintainers (!UNKNOWN)
 description:
   - Calls DescribeInstanceTypeOfferings with location type C(availability-zone) for the given types.
   - A type missing from the result does not exist or is not offered anywhere in the region.

@@ -7,6 +7,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: ec2_key_identity
 short_description: Compare a local private key with an EC2 key pair's fingerprint
+author:
+  - gpubox maintainers (!UNKNOWN)
 description:
   - Reads a private key file (OpenSSH or PEM format, without a passphrase) and computes its fingerprint in the
     format AWS uses for the key pair (AWS documentation, "Verify your key pair's fingerprint").

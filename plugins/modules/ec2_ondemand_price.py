@@ -8,6 +8,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: ec2_ondemand_price
 short_description: On-demand Linux $/h of EC2 instance types and $/GB-month of EBS volumes from the Price List API
+author:
+  - gpubox maintainers (!UNKNOWN)
 description:
   - Asks the Price List API (served from us-east-1) for the on-demand, shared-tenancy Linux price of each type in
     O(price_region), and for the storage price per GB-month of each EBS volume type there (provisioned IOPS and

@@ -7,6 +7,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: ec2_spot_price
 short_description: Current Linux spot $/h of instance types in availability zones
+author:
+  - gpubox maintainers (!UNKNOWN)
 description:
   - Asks DescribeSpotPriceHistory, once per instance type and zone, for the Linux/UNIX spot price in effect now
     (the newest entry for exactly that type and zone).

@@ -9,6 +9,8 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: ec2_sweep
 short_description: List the EC2 resources that carry given tags, in many regions
+author:
+  - gpubox maintainers (!UNKNOWN)
 description:
   - In each region of O(regions) (empty - every region DescribeRegions lists for the account, asked in O(region)),
     lists the instances in any state but terminated, the volumes, the snapshots and images the account owns, the key

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(podman debootstrap runc uidmap slirp4netns fuse-overlayfs iptables containernetworking-plugins
-          openssh-client rsync make gnupg dpkg-dev gcc patchelf chromium)
+          openssh-client rsync make gnupg dpkg-dev gcc patchelf chromium shellcheck)
 
 missing=()
 for p in "${packages[@]}"; do

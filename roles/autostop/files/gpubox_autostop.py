@@ -607,7 +607,7 @@ class Autostop:
 
 
 def read_token(path: str) -> str:
-    data, _ = read_small_file(path, 4096)
+    data, _unused = read_small_file(path, 4096)
     token = data.decode("ascii", "replace").strip()
     if not re.fullmatch(r"[A-Za-z0-9._~+/=-]{1,4096}", token):
         raise ValueError("does not hold a token (one line of letters, digits and ._~+/=-)")
@@ -731,7 +731,7 @@ def _proc_table(proc_root: str) -> dict[int, tuple[str, int, int]]:
         except OSError:
             continue
         # comm may hold spaces and parentheses: it ends at the last ')'
-        head, _, tail = text.rpartition(")")
+        head, _unused, tail = text.rpartition(")")
         comm = head.partition("(")[2]
         rest = tail.split()
         if len(rest) < 5:
@@ -1001,12 +1001,12 @@ def run_hook(path: str, env: dict[str, str], timeout: float) -> tuple[int | None
     except OSError as exc:
         return 127, describe_error(exc)
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        out, _unused = proc.communicate(timeout=timeout)
         return proc.returncode, out.decode("utf-8", "replace")
     except subprocess.TimeoutExpired:
         with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
+        out, _unused = proc.communicate()
         return None, out.decode("utf-8", "replace")
 
 

@@ -158,7 +158,7 @@ def time_cuda(torch, fn, iters: int) -> float:
     end = torch.cuda.Event(enable_timing=True)
     torch.cuda.synchronize()
     start.record()
-    for _ in range(iters):
+    for _unused in range(iters):
         fn()
     end.record()
     end.synchronize()
@@ -230,7 +230,7 @@ def gpu_matmul_one(torch, n: int, dtype, repeats: int, warmup: int, min_seconds:
         torch.mm(a, b, out=c)
 
     iters = calibrate(torch, product, min_seconds, warmup)
-    reps = [2 * n**3 * iters / time_cuda(torch, product, iters) / 1e12 for _ in range(repeats)]
+    reps = [2 * n**3 * iters / time_cuda(torch, product, iters) / 1e12 for _unused in range(repeats)]
     return {"tflops": median_summary(reps, 2), "n": n, "iters_per_rep": iters}
 
 
@@ -243,7 +243,7 @@ def gpu_device_copy(torch, size: int, repeats: int, warmup: int, min_seconds: fl
         dst.copy_(src)
 
     iters = calibrate(torch, d2d, min_seconds, warmup)
-    return [2 * size * iters / time_cuda(torch, d2d, iters) / 1e9 for _ in range(repeats)]
+    return [2 * size * iters / time_cuda(torch, d2d, iters) / 1e9 for _unused in range(repeats)]
 
 
 def gpu_host_copies(torch, size: int, repeats: int, warmup: int, min_seconds: float) -> dict:
@@ -260,13 +260,13 @@ def gpu_host_copies(torch, size: int, repeats: int, warmup: int, min_seconds: fl
     out = {}
     for name, fn in (("host_to_device_gbs", h2d), ("device_to_host_gbs", d2h)):
         iters = calibrate(torch, fn, min_seconds, warmup)
-        out[name] = [size * iters / time_cuda(torch, fn, iters) / 1e9 for _ in range(repeats)]
+        out[name] = [size * iters / time_cuda(torch, fn, iters) / 1e9 for _unused in range(repeats)]
     return out
 
 
 def gpu_bandwidth(torch, repeats: int, warmup: int, min_seconds: float) -> dict:
     """Device-to-device copy (read + write bytes) and pinned host<->device copies (bytes moved once)."""
-    free, _ = torch.cuda.mem_get_info()
+    free, _unused = torch.cuda.mem_get_info()
     size = min(2**30, free // 8)  # 1 GiB buffers, less on a small or busy GPU
     result = {
         "device_copy_gbs": median_summary(gpu_device_copy(torch, size, repeats, warmup, min_seconds), 1),
@@ -381,7 +381,7 @@ def gpu_training(torch, batch: int, image: int, steps: int, warmup: int, repeats
             training_step(torch, model, optimizer, scaler, x, y, precision)
 
         time_cuda(torch, step, warmup)
-        reps = [batch * steps / time_cuda(torch, step, steps) for _ in range(repeats)]
+        reps = [batch * steps / time_cuda(torch, step, steps) for _unused in range(repeats)]
         out[precision] = {"images_per_s": median_summary(reps, 1)}
         log(f"training {precision}: {out[precision]['images_per_s']['median']} images/s")
         del model, optimizer, scaler, x, y
@@ -414,14 +414,14 @@ def ddp_worker(rank: int, world: int, port: int, cfg: dict, result_path: str) ->
         def step():
             training_step(torch, model, optimizer, scaler, x, y, cfg["precision"])
 
-        for _ in range(cfg["warmup"]):
+        for _unused in range(cfg["warmup"]):
             step()
         reps = []
-        for _ in range(cfg["repeats"]):
+        for _unused in range(cfg["repeats"]):
             torch.cuda.synchronize()
             dist.barrier()
             t0 = time.perf_counter()
-            for _ in range(cfg["steps"]):
+            for _unused in range(cfg["steps"]):
                 step()
             torch.cuda.synchronize()
             elapsed = torch.tensor([time.perf_counter() - t0], device=device)
@@ -525,10 +525,10 @@ def cpu_matmul_python(n: int, repeats: int) -> dict:
     import random
 
     rng = random.Random(0)
-    a = [[rng.random() for _ in range(n)] for _ in range(n)]
-    b = [[rng.random() for _ in range(n)] for _ in range(n)]
+    a = [[rng.random() for _unused in range(n)] for _unused in range(n)]
+    b = [[rng.random() for _unused in range(n)] for _unused in range(n)]
     python_matmul(a, b)  # warm-up
-    reps = [2 * n**3 / time_call(lambda: python_matmul(a, b)) / 1e9 for _ in range(repeats)]
+    reps = [2 * n**3 / time_call(lambda: python_matmul(a, b)) / 1e9 for _unused in range(repeats)]
     return {"fp64": {"gflops": median_summary(reps, 4), "n": n}}
 
 
@@ -539,7 +539,7 @@ def cpu_matmul_numpy(np, n: int, repeats: int) -> dict:
         a = rng.random((n, n)).astype(dtype)
         b = rng.random((n, n)).astype(dtype)
         a @ b  # warm-up
-        reps = [2 * n**3 / time_call(lambda a=a, b=b: a @ b) / 1e9 for _ in range(repeats)]
+        reps = [2 * n**3 / time_call(lambda a=a, b=b: a @ b) / 1e9 for _unused in range(repeats)]
         out[name] = {"gflops": median_summary(reps, 2), "n": n}
     return out
 
@@ -561,7 +561,7 @@ def cpu_copy(size: int, repeats: int, np=None) -> dict:
             dst[:] = src  # one memmove
 
     copy()
-    reps = [2 * size / time_call(copy) / 1e9 for _ in range(repeats)]
+    reps = [2 * size / time_call(copy) / 1e9 for _unused in range(repeats)]
     return {"copy_gbs": median_summary(reps, 2), "bytes": size}
 
 
@@ -592,7 +592,7 @@ def run_cpu(args, reason: str) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("--output", help="write the JSON here (default: stdout)")
     p.add_argument("--box", default=socket.gethostname(), help="name of the box in the report")
     p.add_argument("--instance-type", default="", help="EC2 instance type, for the cost figures")

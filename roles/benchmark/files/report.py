@@ -163,7 +163,7 @@ def usd(value, unknown: str = "unknown") -> str:
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _unused in header) + "|"]
     lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
     return [*lines, ""]
 
@@ -253,8 +253,8 @@ def render(
             setting = setting or (
                 f"{t.get('model', 'ResNet-18')}, input {'x'.join(map(str, t.get('input', [])))}, batch {t.get('batch')}"
             )
-            rows.append([box, *(fmt(median(t.get(k), "images_per_s")) for k, _ in TRAINING_PRECISIONS)])
-        out += table(["Box", *(name for _, name in TRAINING_PRECISIONS)], rows)
+            rows.append([box, *(fmt(median(t.get(k), "images_per_s")) for k, _unused in TRAINING_PRECISIONS)])
+        out += table(["Box", *(name for _unused, name in TRAINING_PRECISIONS)], rows)
         out += [f"{setting}; synthetic Fashion-MNIST-shaped data already on the GPU.", ""]
 
         out += ["## Multi-GPU scaling (data-parallel, one node)", ""]
@@ -495,7 +495,7 @@ def write_report(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("results_dir", type=Path, help="directory of the JSON results (one file per box and run)")
     p.add_argument("--out", type=Path, help="where report.md and charts/ go (default: RESULTS_DIR)")
     p.add_argument("--prices", type=Path, default=DEFAULT_PRICES, help="YAML with gpubox_ondemand_prices (USD/h)")

@@ -97,7 +97,9 @@ def env_state(want: dict) -> dict:
     # No bytecode written by the probe; the check never reads the user's site directory.
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1")
     try:
-        proc = subprocess.run([python, "-c", ENV_CHECK, args], capture_output=True, text=True, env=env, timeout=300)
+        proc = subprocess.run(
+            [python, "-c", ENV_CHECK, args], capture_output=True, text=True, env=env, timeout=300, check=False
+        )
         found = json.loads(proc.stdout.strip().splitlines()[-1])
     except (OSError, ValueError, IndexError, subprocess.TimeoutExpired) as err:
         detail = proc.stderr.strip()[-500:] if "proc" in locals() else str(err)
