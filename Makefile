@@ -6,6 +6,7 @@
 #   make fresh   remove what the proving ground made on this machine (containers, networks, images, venv)
 #   make lint    static checks only (yamllint, ansible-lint production, ruff, playbook syntax, changelog fragments,
 #                ansible-test sanity on the built collection)
+#   make ee      the execution environment's build context (.cache/ee/context) from execution-environment.yml
 #   make test    everything: system packages, test images, lint, pytest, molecule scenarios
 
 SHELL := /bin/bash
@@ -19,7 +20,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PLAYBOOKS := $(wildcard site.yml playbooks/*.yml tests/playbooks/*.yml)
 SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 
-.PHONY: setup lock fresh system images rehearse rehearse-down lint syntax docs unit integration molecule test clean
+.PHONY: setup lock fresh system images rehearse rehearse-down lint syntax docs unit integration molecule test clean ee
 
 setup: $(VENV)/.installed
 
@@ -48,6 +49,14 @@ rehearse: setup system images
 
 rehearse-down: setup
 	python -m tests.ground.rehearsal down
+
+# The collection's tarball (under a name without its version, as execution-environment.yml takes it), then the
+# build context ansible-builder writes from the definition; building the image needs a registry (docs/awx.md).
+ee: setup
+	rm -rf .cache/ee && mkdir -p .cache/ee/collection
+	ansible-galaxy collection build --output-path .cache/ee/collection >/dev/null
+	mv .cache/ee/collection/gpubox-gpubox-*.tar.gz .cache/ee/collection/gpubox-gpubox.tar.gz
+	ansible-builder create --file execution-environment.yml --context .cache/ee/context
 
 lint: setup syntax
 	yamllint --strict .
