@@ -81,7 +81,8 @@ options:
     type: dict
     default: {}
   key_file:
-    description: The private key of the box's key pair, for the SSH check of a moved box.
+    description:
+      - The private key of the box's key pair, for the SSH check of a moved box; empty for the ssh agent's keys.
     type: path
     default: ~/.ssh/id_rsa
   image_timeout:
@@ -376,7 +377,7 @@ def answers_ssh(host: str, user: str, key_file: str, timeout: int, sleep=time.sl
     login): the probe sends nothing but a login with the public key."""
     ipaddress.ip_address(host)  # an address EC2 gave, never options
     command = [
-        "ssh", "-i", key_file, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+        "ssh", *(["-i", key_file, "-o", "IdentitiesOnly=yes"] if key_file else []), "-o", "BatchMode=yes",
         "-o", "ConnectTimeout=10", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
         "-o", "LogLevel=ERROR", "-l", user, "--", host, "true",
     ]  # fmt: skip

@@ -211,16 +211,19 @@ class Rehearsal:
 
     # --- up --------------------------------------------------------------------------------------------
     def up(self) -> dict:
+        state = self.start()
+        self.playbook("site.yml")
+        self._report(state)
+        return state
+
+    def start(self) -> dict:
+        """The ground without a site.yml run: the local EC2 API and its twin, the mirror, the key and settings."""
         state = self.state()
         if state and not all(_alive(state[k]) for k in ("ec2api_pid", "mirror_pid")):
             print("an earlier rehearsal is half gone: clearing it first", flush=True)
             self.down()
             state = {}
-        if not state:
-            state = self._start()
-        self.playbook("site.yml")
-        self._report(state)
-        return state
+        return state or self._start()
 
     def _start(self) -> dict:
         self.state_dir.mkdir(parents=True, exist_ok=True)

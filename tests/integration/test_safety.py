@@ -120,6 +120,9 @@ REFUSED = [
     ("port-remote", {"gpubox_jupyter_remote_port": 0}, ["gpubox_jupyter_remote_port", "0"]),
     ("ssh-user", {"gpubox_ssh_user": "ubuntu\nProxyCommand x"}, ["gpubox_ssh_user", "ubuntu\\nProxyCommand x"]),
     ("image-wildcard", {"gpubox_boxes": [{"name": "d2l", "image": "my:d2l-*"}]}, ["my:d2l-*", "wildcard"]),
+    ("ssh-config-manage", {"gpubox_ssh_config_manage": "sometimes"}, ["gpubox_ssh_config_manage", '"sometimes"']),
+    # The agent's key (an AWX Machine credential) cannot make a key pair: gpubox would have nowhere to keep it.
+    ("agent-key-no-pair", {"gpubox_key_file": "", "gpubox_key_name": "nowhere"}, ["'nowhere'", "import-key-pair"]),
 ]
 
 
