@@ -63,10 +63,16 @@ def test_the_tarball_holds_the_collection_and_not_the_proving_ground(installed):
     assert not [n for n in names if n.startswith(left_out)]
 
 
-def test_the_installed_collection_provisions_by_fqcn_and_lists_its_box(installed, ec2m):
+def test_the_installed_collection_runs_by_fqcn_and_lists_its_box(installed, ec2m):
     work, env = installed["work"], installed["env"]
     where = run_ansible(["ansible-galaxy", "collection", "list", "gpubox.gpubox"], env=env, cwd=work)
     assert str(installed["home"].parent.parent) in where.stdout, where.stdout
+
+    # The whole job by its FQCN: every play, role and task resolves from the installed collection alone.
+    site = ["ansible-playbook", "gpubox.gpubox.site", "-i", "inventory", "--list-tasks"]
+    listed = run_ansible(site, env=env, cwd=work)
+    for role in ("ec2_preflight", "ec2_launch", "base", "cuda", "miniconda", "jupyter", "autostop"):
+        assert f"{role} : " in listed.stdout, (role, listed.stdout[-3000:])
 
     run = run_ansible(
         ["ansible-playbook", "gpubox.gpubox.provision", "-i", "inventory", "-e", json.dumps(SETTINGS)],
