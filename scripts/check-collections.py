@@ -31,15 +31,20 @@ def installed() -> dict[str, str]:
     return found
 
 
+def satisfies(version: str, spec: str) -> bool:
+    """A collection's version against a Galaxy version range (">=11.0.0", "*")."""
+    return Version(version) in SpecifierSet(spec.replace("*", ">=0"))
+
+
 def check(requirements: Path) -> list[str]:
     wanted = yaml.safe_load(requirements.read_text())["collections"]
     have = installed()
     problems = []
     for item in wanted:
-        name, spec = item["name"], SpecifierSet(item.get("version", "*").replace("*", ">=0"))
+        name, spec = item["name"], item.get("version", "*")
         if name not in have:
             problems.append(f"{name}: not installed (wanted {spec})")
-        elif Version(have[name]) not in spec:
+        elif not satisfies(have[name], spec):
             problems.append(f"{name}: {have[name]} installed, wanted {spec}")
         else:
             print(f"ok  {name} {have[name]} ({spec})")
