@@ -94,6 +94,16 @@ def with_test_settings(args: list[str], env: dict[str, str]) -> list[str]:
     return args
 
 
+# What a normal run must not print: Ansible's warnings and deprecations, and Python's (a CryptographyDeprecationWarning
+# from a library Ansible imports, say).
+NOISE = re.compile(r"\[DEPRECATION WARNING\]|\[WARNING\]|deprecat|Warning:|reserved name", re.IGNORECASE)
+
+
+def noise(output: str) -> list[str]:
+    """The lines of `output` that are a warning or a deprecation."""
+    return [line for line in output.splitlines() if NOISE.search(line)]
+
+
 def run_ansible(
     args: list[str], env: dict[str, str] | None = None, check: bool = True, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TEST_SETTINGS, changed_count, png_size, run_ansible
+from tests.conftest import ROOT, TEST_SETTINGS, changed_count, noise, png_size, run_ansible
 from tests.ground.ec2api import EC2Api, api_client
 from tests.ground.ec2faults import FaultProxy
 from tests.ground.hosts import podman
@@ -128,6 +128,7 @@ def host_name(r: Rehearsal, box: str = BOX) -> str:
 def test_site_rerun_changes_nothing(rehearsal):
     proc = run(rehearsal, "site.yml")
     assert changed_count(proc.stdout) == 0, proc.stdout.split("PLAY RECAP")[-1]
+    assert noise(proc.stdout + proc.stderr) == []  # a normal run is quiet: no warning, Ansible's or Python's
     assert re.search(rf"^{BOX}\s+: ok=\d+", proc.stdout, re.M), "configure.yml did not reach the box"
 
 

@@ -1,4 +1,5 @@
-"""Quiet and tidy output: the inventory and list.yml print no warnings, and the box table stays aligned whatever
+"""Quiet and tidy output: the inventory and list.yml print no warnings (site.yml's: the rehearsal's rerun, in
+tests/e2e/test_site.py), and the box table stays aligned whatever
 the length of a box's name or DNS name.
 
 Against the local EC2 API only (no containers): boxes are launched with boto3, tagged as provision.yml tags them.
@@ -11,17 +12,12 @@ import re
 
 import pytest
 
-from tests.conftest import ROOT, load_module, run_ansible
+from tests.conftest import ROOT, load_module, noise, run_ansible
 from tests.integration.ec2play import home_env, instances, playbook, unsafe
 
 PROJECT = "quiet"
 LONG_NAME = "a-box-whose-name-is-sixty-characters-long-to-stretch-the-tab"
 GPUS = {"g4dn.xlarge": "1 \N{MULTIPLICATION SIGN} T4", "g5.xlarge": "1 \N{MULTIPLICATION SIGN} A10G"}
-NOISE = re.compile(r"\[DEPRECATION WARNING\]|\[WARNING\]|deprecat|reserved name", re.IGNORECASE)
-
-
-def noise(output: str) -> list[str]:
-    return [line for line in output.splitlines() if NOISE.search(line)]
 
 
 def launch(ec2, name: str, instance_type: str = "g4dn.xlarge") -> dict:
