@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 import pytest
+import yaml
 from gpubox_autostop import limits
 from gpubox_autostop.settings import ConfigError, make_settings
 
@@ -59,3 +61,25 @@ def test_the_lookup_gives_the_bounds_as_a_refusal_writes_them():
     assert isinstance(everything["idle_minutes"]["high"], int)
     with pytest.raises(Exception, match="not 'idle'"):
         run(["idle"])
+
+
+def test_the_documented_ranges_are_the_agents():
+    """The role's argument_specs (and so its README) say the ranges in words; they say what the agent accepts."""
+    spec = yaml.safe_load((ROOT / "roles" / "autostop" / "meta" / "argument_specs.yml").read_text())
+    options = spec["argument_specs"]["main"]["options"]
+    said = {}
+    for option, entry in options.items():
+        match = re.search(r"\((\d+) to (\d+)|at most (\d+)\)", entry.get("description", ""))
+        if match and option.removeprefix("autostop_") in limits.RANGES:
+            low, high, at_most = match.groups()
+            said[option.removeprefix("autostop_")] = (int(low), int(high)) if at_most is None else int(at_most)
+    assert said == {
+        "grace_minutes": limits.RANGES["grace_minutes"],
+        "poll_seconds": limits.RANGES["poll_seconds"],
+        "max_hold_hours": limits.RANGES["max_hold_hours"][1],
+        "spot_poll_seconds": limits.RANGES["spot_poll_seconds"],
+        "interrupt_timeout": limits.RANGES["interrupt_timeout"],
+    }
+    preflight = (ROOT / "roles" / "ec2_preflight" / "meta" / "argument_specs.yml").read_text()
+    idle, cap = limits.RANGES["idle_minutes"], limits.RANGES["max_hours"]
+    assert f"idle minutes {idle[0]}-{idle[1]} or false" in preflight and f"max_hours {cap[0]}-{cap[1]} " in preflight
