@@ -22,7 +22,8 @@ description:
   - The bytes depend on the files' content only (sorted entries, fixed timestamps and permissions, no compression,
     no bytecode), so two checkouts build the same archive.
   - Writes it once into a private cache folder (mode 0700; C($XDG_CACHE_HOME/gpubox/zipapp), by default
-    C(~/.cache/gpubox/zipapp)), named by its SHA-256, with an atomic rename, and returns its path.
+    C(~/.cache/gpubox/zipapp), or C(gpubox-zipapp-UID) in the temporary folder where that cannot be made), named by
+    its SHA-256, with an atomic rename, and returns its path.
 options:
   _terms:
     description: The package folders' names, e.g. gpubox_autostop.
@@ -45,7 +46,7 @@ RETURN = r"""
 _raw:
   description: The path of each built zipapp on the controller (in the cache folder).
   type: list
-  elements: path
+  elements: str
 """
 
 import hashlib  # noqa: E402
@@ -102,10 +103,15 @@ def build(folder: str, interpreter: str = "/usr/bin/python3") -> bytes:
 
 
 def cache_dir() -> str:
-    """A folder of this user's only: another user must not swap the program that goes to the box as root."""
+    """A folder of this user's only: another user must not swap the program that goes to the box as root. The
+    user's cache folder, or, where there is no writable home (a job container), one in the temporary folder."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     folder = os.path.join(base, "gpubox", "zipapp")
-    os.makedirs(folder, mode=0o700, exist_ok=True)
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError:
+        folder = os.path.join(tempfile.gettempdir(), f"gpubox-zipapp-{os.geteuid()}")
+        os.makedirs(folder, mode=0o700, exist_ok=True)
     info = os.lstat(folder)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
         raise AnsibleError(f"{folder} is not a folder of this user's: the zipapp lookup will not write there")

@@ -123,3 +123,13 @@ def test_the_lookup_keeps_each_build_once_in_a_private_cache(tmp_path, monkeypat
     path.parent.chmod(0o755)  # loosened by someone: made private again before use
     zipapp.store(data, "gpubox_autostop")
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_without_a_writable_cache_folder_the_lookup_uses_its_own_in_tmp(tmp_path, monkeypatch):
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(zipapp.tempfile, "tempdir", str(tmp_path / "tmp"))
+    path = Path(zipapp.store(b"#!/usr/bin/python3\n", "gpubox_autostop"))
+    assert path.parent == tmp_path / "tmp" / f"gpubox-zipapp-{os.geteuid()}"
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700 and path.read_bytes() == b"#!/usr/bin/python3\n"
