@@ -17,8 +17,8 @@ short_description: Build a package of a role's files/ into a deterministic zipap
 description:
   - Finds each term, a package folder (holding C(__init__.py) and a C(__main__.py) that defines C(main())), in the
     files search path (a role's C(files/) folder when called from the role).
-  - Builds a zipapp of its C(.py) files (links followed), run by Python as
-    C(sys.exit(PACKAGE.__main__.main())), behind the shebang of I(interpreter).
+  - Builds a zipapp of its C(.py) files (links followed), behind the shebang of I(interpreter); it runs
+    C(PACKAGE.__main__.main()) and exits with what that returns.
   - The bytes depend on the files' content only (sorted entries, fixed timestamps and permissions, no compression,
     no bytecode), so two checkouts build the same archive.
   - Writes it once into a private cache folder (mode 0700; C($XDG_CACHE_HOME/gpubox/zipapp), by default
@@ -63,11 +63,9 @@ from ansible.plugins.lookup import LookupBase  # noqa: E402
 EPOCH = (1980, 1, 1, 0, 0, 0)
 ENTRY_MODE = stat.S_IFREG | 0o644
 MAIN = """# The zipapp's entry point, written by the zipapp lookup of gpubox.gpubox.
-import sys
-
 from {package}.__main__ import main
 
-sys.exit(main())
+raise SystemExit(main())
 """
 
 
