@@ -11,9 +11,9 @@ no-op converge then runs one module for a role's files instead of two per templa
 that writes a path runs only when it drifted (missing, another type, content, mode, owner, group, a link's target).
 Anything it cannot judge counts as drift, so the task runs and decides.
 
-`drifted_paths`: of a role's table of what it writes (path, state, mode, owner, group, content or src: the arguments of
-path_drifts), the paths that drift. A role gates the include of its writing tasks on it: a no-op skips one task,
-not one per file.
+`drifted_paths`: of a role's table of what it writes (path, state, mode, owner, group, content, content_file or src:
+the arguments of path_drifts), the paths that drift. A role gates the include of its writing tasks on it: a no-op
+skips one task, not one per file.
 """
 
 from __future__ import annotations
@@ -40,10 +40,14 @@ def _mode(value) -> int | None:
         return None
 
 
-def path_drifts(found, path, state="file", mode=None, owner=None, group=None, content=None, src=None) -> bool:
+def path_drifts(
+    found, path, state="file", mode=None, owner=None, group=None, content=None, src=None, content_file=None
+) -> bool:
     """True unless `found` (a registered path_state or find result) lists `path` as the `state` it should be, with
-    that `mode`, `owner`, `group`, and, for a file, the SHA-1 of `content`, for a link the target `src` (each when
-    given; a link's own mode, owner and group are not compared). With state "absent": true when it is there."""
+    that `mode`, `owner`, `group`, and, for a file, the SHA-1 of `content` or of the bytes of `content_file` (a file on
+    this machine whose bytes are the wanted content: a binary file such as a zipapp; an unreadable one drifts), for
+    a link the target `src` (each when given; a link's own mode, owner and group are not compared). With state
+    "absent": true when it is there."""
     files = found.get("files") if isinstance(found, dict) else None
     have = next((f for f in files or [] if isinstance(f, dict) and f.get("path") == str(path)), None)
     if state == "absent":
@@ -60,14 +64,28 @@ def path_drifts(found, path, state="file", mode=None, owner=None, group=None, co
         return True
     if content is not None:
         return have.get("checksum") != hashlib.sha1(str(content).encode()).hexdigest()
+    if content_file is not None:
+        return have.get("checksum") != _file_sha1(content_file)
     return False
 
 
-FIELDS = ("state", "mode", "owner", "group", "content", "src")
+def _file_sha1(path) -> str | None:
+    digest = hashlib.sha1()
+    try:
+        with open(os.path.expanduser(str(path)), "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+FIELDS = ("state", "mode", "owner", "group", "content", "content_file", "src")
 
 
 def drifted_paths(found, wanted) -> list[str]:
-    """The paths of `wanted` (a list of {path, state, mode, owner, group, content, src}, state "file" when not given)
+    """The paths of `wanted` (a list of {path, state, mode, owner, group, content, content_file, src}, state "file"
+    when not given)
     that path_drifts finds drifting in `found`."""
     return [
         str(w["path"]) for w in wanted or [] if path_drifts(found, w["path"], **{k: w[k] for k in FIELDS if k in w})

@@ -1,6 +1,6 @@
 """The autostop role refuses bad input with a message naming the value and the fix, renders settings the agent
-itself accepts (its `check-config`), and ships a default interrupt hook that signals only the processes that asked,
-as their owner."""
+itself accepts (the `check-config` of the zipapp the role installs), and ships a default interrupt hook that signals
+only the processes that asked, as their owner."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -15,7 +16,16 @@ import yaml
 from tests.conftest import ROOT, refusal, run_local_play
 
 ROLE = ROOT / "roles" / "autostop"
-AGENT = ROLE / "files" / "gpubox_autostop.py"
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory) -> Path:
+    """The agent as the role installs it: the zipapp of files/gpubox_autostop/ (the lookup gpubox.gpubox.zipapp)."""
+    from ansible_collections.gpubox.gpubox.plugins.lookup import zipapp
+
+    program = tmp_path_factory.mktemp("agent") / "gpubox-autostop"
+    program.write_bytes(zipapp.build(str(ROLE / "files" / "gpubox_autostop"), "/usr/bin/python3 -I"))
+    return program
 
 
 @pytest.mark.parametrize(
@@ -67,19 +77,19 @@ def render(tmp_path, template: str, extra: dict) -> str:
     return dest.read_text()
 
 
-def effective(config: str, tmp_path) -> dict[str, str]:
+def effective(config: str, tmp_path, agent: Path) -> dict[str, str]:
     """What the agent makes of a settings file: `check-config`, one `key = value` per setting."""
     path = tmp_path / "autostop.conf"
     path.write_text(config)
     out = subprocess.run(
-        [sys.executable, str(AGENT), "check-config", "--config", str(path)], capture_output=True, text=True
+        [sys.executable, str(agent), "check-config", "--config", str(path)], capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
     return dict(line.split(" = ", 1) for line in out.stdout.splitlines())
 
 
-def test_settings_from_the_project_defaults(tmp_path):
-    found = effective(render(tmp_path, "autostop.conf.j2", {}), tmp_path)
+def test_settings_from_the_project_defaults(tmp_path, agent):
+    found = effective(render(tmp_path, "autostop.conf.j2", {}), tmp_path, agent)
     assert found["idle_minutes"] == "60" and found["max_hours"] == "0" and found["grace_minutes"] == "5"
     assert found["jupyter_url"] == "http://127.0.0.1:8888"
     assert found["jupyter_token_file"] == "/home/ubuntu/.jupyter/gpubox-token"
@@ -90,7 +100,7 @@ def test_settings_from_the_project_defaults(tmp_path):
     assert (found["hold_dir"], found["interrupt_dir"]) == ("/var/lib/gpubox/hold", "/etc/gpubox/on-interrupt.d")
 
 
-def test_settings_of_a_spot_box_with_autostop_off(tmp_path):
+def test_settings_of_a_spot_box_with_autostop_off(tmp_path, agent):
     extra = {
         "instance_lifecycle": "spot",
         "gpubox_autostop_minutes": False,
@@ -98,7 +108,7 @@ def test_settings_of_a_spot_box_with_autostop_off(tmp_path):
         "autostop_jupyter_url": "",
         "autostop_signals": ["ssh", "hold"],
     }
-    found = effective(render(tmp_path, "autostop.conf.j2", extra), tmp_path)
+    found = effective(render(tmp_path, "autostop.conf.j2", extra), tmp_path, agent)
     assert found["spot"] == "true" and found["idle_minutes"] == "0" and found["grace_minutes"] == "0.1"
     assert found["jupyter_url"] == "" and found["jupyter_token_file"] == ""
     assert found["signals"] == "ssh,hold"

@@ -232,3 +232,29 @@ def test_path_drifts_of_a_link(tmp_path):
     link.unlink()
     link.write_text("a file where the link belongs\n")
     assert files.path_drifts(path_state(tmp_path, "gpubox-hold"), str(link), "link", src=str(target))
+
+
+def test_path_drifts_of_a_binary_file_against_a_file_here(tmp_path):
+    """content_file: the wanted content is a file on this machine (a zipapp), compared by the SHA-1 of its bytes."""
+    box = tmp_path / "box"
+    box.mkdir()
+    program = bytes(range(256)) * 64 + b"\xff\xfe not UTF-8"
+    (box / "gpubox-autostop").write_bytes(program)
+    (box / "gpubox-autostop").chmod(0o755)
+    wanted = tmp_path / "built.pyz"
+    wanted.write_bytes(program)
+    found = path_state(box, "gpubox-autostop")
+    path = str(box / "gpubox-autostop")
+    assert not files.path_drifts(found, path, "file", "0755", content_file=str(wanted))
+    assert files.path_drifts(found, path, "file", "0644", content_file=str(wanted))  # the mode still counts
+    wanted.write_bytes(program[:-1])  # one byte less
+    assert files.path_drifts(found, path, "file", content_file=str(wanted))
+    assert files.path_drifts(found, path, "file", content_file=str(tmp_path / "missing.pyz"))  # unreadable: drifts
+    wanted.write_bytes(program)
+    table = [
+        {"path": path, "state": "file", "mode": "0755", "content_file": str(wanted)},
+        {"path": str(box / "other"), "state": "file", "content_file": str(wanted)},
+    ]
+    assert files.drifted_paths(found, table) == [str(box / "other")]
+    wanted.write_bytes(b"#!/usr/bin/python3\nnew")
+    assert files.drifted_paths(found, table) == [path, str(box / "other")]

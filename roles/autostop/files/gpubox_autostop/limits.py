@@ -1,0 +1,1 @@
+../../../../plugins/module_utils/autostop_limits.py
