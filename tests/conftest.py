@@ -161,10 +161,10 @@ def with_project_settings(inventory: Path) -> Path:
 
 
 def run_local_play(
-    path: Path, plays: list[dict], check: bool = False, env: dict[str, str] | None = None
+    path: Path, plays: list[dict], check: bool = False, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess:
     """Write `plays` to `path` and run them on this machine (-c local) with the venv's Python and the project's
-    settings (env: added to the environment, as run_ansible's)."""
+    settings (env: added to the environment, as run_ansible's; args: more of ansible-playbook's, --check say)."""
     path.write_text(yaml.safe_dump(plays))
     inventory = with_project_settings(path.with_name("localhost.ini"))
     inventory.write_text("localhost\n")
@@ -177,6 +177,7 @@ def run_local_play(
             "local",
             "-e",
             f"ansible_python_interpreter={sys.executable}",
+            *args,
             str(path),
         ],
         env=env,

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 
 import pytest
-import yaml
 
-from tests.conftest import run_ansible, run_local_play, with_project_settings
+from tests.conftest import run_local_play
 
 HANDLERS = [
     {
@@ -71,19 +69,7 @@ def converge(tmp_path, files: list[dict], check: bool = False):
         ],
         "handlers": HANDLERS,
     }
-    (tmp_path / "play.yml").write_text(yaml.safe_dump([play]))
-    inventory = with_project_settings(tmp_path / "localhost.ini")
-    inventory.write_text("localhost\n")
-    args = [
-        "ansible-playbook",
-        "-i",
-        str(inventory),
-        "-c",
-        "local",
-        "-e",
-        f"ansible_python_interpreter={sys.executable}",
-    ]
-    proc = run_ansible([*args, *(["--check", "--diff"] if check else []), str(tmp_path / "play.yml")], check=False)
+    proc = run_local_play(tmp_path / "play.yml", [play], args=("--check", "--diff") if check else ())
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     return proc
 
