@@ -39,6 +39,12 @@ grace_minutes during which any activity cancels (the idle clock restarts at that
 poweroff_command. max_hours (0 = off) is a hard cap on the time since the system started (PID 1's start, so
 a container counts from its own start): the same warning and grace, and then the box stops even while busy.
 A hold does not override the cap: the cap is a budget guard, and a hold is at most max_hold_hours anyway.
+stop_at ("20:00", UTC, or "20:00 Europe/Berlin", a zone the box's tzdata knows) stops the box daily at that time,
+the first one after this agent's start, with the same warning and grace, even while busy; a hold defers it (until
+the hold ends, then the warning), as it defers an idle stop; only max_hours overrides a hold.
+Before each power-off (idle, max_hours, stop_at; once, not again on a retry), every executable in on_stop_dir
+(/etc/gpubox/on-stop.d, chosen as the interrupt hooks are) runs in name order, each killed after on_stop_timeout
+seconds, each result logged; hooks get GPUBOX_STOP_REASON (idle, cap or stop_at).
 idle_minutes 0 turns the idle stop off (the cap still applies). A restart of the agent re-arms the idle
 clock too, so a probe never crashes it: anything unexpected becomes a failed probe.
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from .limits import next_stop_at, parse_stop_at
 from .settings import Settings
 from .util import fmt_duration, fmt_number
 
@@ -34,13 +35,19 @@ class Decision:
     log: bool
     wall: str | None = None
     poweroff: bool = False
+    # why a poweroff (idle | cap | stop_at), for the on-stop hooks; the line says it already, so not compared
+    reason: str = field(default="", compare=False)
 
 
 class Autostop:
     """The idle, warning and power-off decision. Time is a monotonic clock in seconds, given to step()."""
 
-    def __init__(self, settings: Settings, now: float, since_boot: float = 0.0):
+    def __init__(self, settings: Settings, now: float, since_boot: float = 0.0, wall_start: float | None = None):
         self.settings = settings
+        # stop_at: the first such time after this start (a box started after it runs until the next one)
+        self.stop_at = parse_stop_at(settings.stop_at)
+        self.wall_start = wall_start
+        self.stop_epoch: float | None = None
         self.started_at = now
         self.boot_at = now - max(0.0, since_boot)
         self.last_active = now  # idle is never counted from before this start: a reboot re-arms
@@ -56,8 +63,8 @@ class Autostop:
 
     @property
     def wants_readings(self) -> bool:
-        """Probes matter only while the idle stop can still happen."""
-        return self.settings.idle_minutes > 0 and self.phase != "poweroff"
+        """Probes matter only while the idle stop (or a hold against stop_at) can still happen."""
+        return (self.settings.idle_minutes > 0 or self.stop_at is not None) and self.phase != "poweroff"
 
     def idle_seconds(self, now: float) -> float:
         return max(0.0, now - self.last_active)
@@ -69,17 +76,36 @@ class Autostop:
             return min(poll, GRACE_POLL_S, max(1.0, self.deadline - now))
         return poll
 
-    def step(self, now: float, readings: Sequence[Reading]) -> Decision:
+    def stop_at_due(self, now: float, wall: float | None) -> bool:
+        """Whether the daily stop_at time has come (since this start); wall is Unix seconds, None: from wall_start."""
+        if self.stop_at is None:
+            return False
+        if wall is None:
+            if self.wall_start is None:
+                return False
+            wall = self.wall_start + (now - self.started_at)
+        if self.stop_epoch is None:
+            self.stop_epoch = next_stop_at(wall - (now - self.started_at), *self.stop_at)
+        return wall >= self.stop_epoch
+
+    def step(self, now: float, readings: Sequence[Reading], wall: float | None = None) -> Decision:
         if self.phase == "poweroff":
             return self._after_poweroff(now)
         active = [r for r in readings if r.active]
         self._note_activity(now, readings, active)
         errors = tuple(sorted(r.source for r in readings if r.error))
         cap_due = self.settings.max_hours > 0 and now - self.boot_at >= self.settings.max_hours * 3600
+        held = [r for r in active if r.source == "hold"]
         if self.phase == "warning":
+            if self.reason == "stop_at" and held and not cap_due:
+                return self._stop_at_held(now, held, readings, cancelled=True)
             return self._during_warning(now, readings, active, errors, cap_due)
         if cap_due:
             return self._warn(now, "cap", errors)
+        if self.stop_at_due(now, wall):
+            if held:
+                return self._stop_at_held(now, held, readings)
+            return self._warn(now, "stop_at", errors)
         if self.settings.idle_minutes <= 0:
             self.phase = "off"
             return self._emit(now, ("off",), "autostop off: idle_minutes is 0", repeat=False)
@@ -126,15 +152,40 @@ class Autostop:
         left = fmt_duration(self.deadline - now)
         if self.reason == "cap":
             line = f"warning: up {fmt_duration(now - self.boot_at)} (max_hours {fmt_number(self.settings.max_hours)})"
+        elif self.reason == "stop_at":
+            line = f"warning: stop_at {self.settings.stop_at}"
         else:
             line = f"warning: idle {int(self.idle_seconds(now) // 60)} min"
         return self._emit(now, ("warning", self.reason, errors), f"{line}, powering off in {left}")
+
+    def _stop_at_held(
+        self, now: float, held: Sequence[Reading], readings: Sequence[Reading], cancelled: bool = False
+    ) -> Decision:
+        """stop_at has come, but a hold keeps the box up: the stop waits for the hold's end (max_hours does not)."""
+        self.phase = "active"
+        line = f"active: {'; '.join(r.detail or r.source for r in held)}; stop_at {self.settings.stop_at} waits for it"
+        if not cancelled:
+            return self._emit(now, ("held", "stop_at"), line + self._problems(readings))
+        self._log_key = None
+        return Decision(
+            self.phase,
+            f"cancelled: {line}",
+            log=True,
+            wall="gpubox autostop: power-off cancelled, a hold keeps the box up (stop_at waits for its end).",
+        )
 
     def _warn(self, now: float, reason: str, errors: tuple) -> Decision:
         self.phase, self.reason = "warning", reason
         self.warned_at, self.deadline = now, now + self.settings.grace_minutes * 60
         grace = fmt_duration(self.settings.grace_minutes * 60)
-        if reason == "cap":
+        if reason == "stop_at":
+            line = f"warning: stop_at {self.settings.stop_at}, powering off in {grace} even if busy"
+            wall = (
+                f"gpubox autostop: this box stops daily at {self.settings.stop_at} (stop_at) and powers off in"
+                f" {grace}, even while busy (the disk is kept). Save your work now; to keep it running, type:"
+                f" {HOLD_HINT}"
+            )
+        elif reason == "cap":
             up = fmt_duration(now - self.boot_at)
             cap = fmt_number(self.settings.max_hours)
             line = f"warning: up {up} (max_hours {cap}), powering off in {grace} even if busy"
@@ -156,9 +207,11 @@ class Autostop:
         self.phase, self.poweroff_at = "poweroff", now
         if self.reason == "cap":
             line = f"poweroff: up {fmt_duration(now - self.boot_at)} (max_hours {fmt_number(self.settings.max_hours)})"
+        elif self.reason == "stop_at":
+            line = f"poweroff: stop_at {self.settings.stop_at}"
         else:
             line = f"poweroff: idle {int(self.idle_seconds(now) // 60)} min"
-        return Decision("poweroff", line, log=True, poweroff=True)
+        return Decision("poweroff", line, log=True, poweroff=True, reason=self.reason)
 
     def _after_poweroff(self, now: float) -> Decision:
         # Why retry: the command may have failed, or systemd refused it; never give up on a box that is unused.

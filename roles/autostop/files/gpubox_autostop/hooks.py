@@ -1,6 +1,6 @@
-"""The interrupt hooks: which files of interrupt_dir run (executables, sorted; not group- or world-writable, owned by
-root or this agent's user; dotfiles and package-manager leftovers skipped), and running each with a timeout that
-kills everything it started."""
+"""The hooks (interrupt_dir's on a spot notice, on_stop_dir's before a power-off): which files of a directory run
+(executables, sorted; not group- or world-writable, owned by root or this agent's user; dotfiles and package-manager
+leftovers skipped), and running each with a timeout that kills everything it started."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ HOOK_SKIP_SUFFIXES = ("~", ".dpkg-old", ".dpkg-dist", ".dpkg-new", ".dpkg-tmp", 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def list_hooks(directory: str, log: Log) -> list[str]:
+def list_hooks(directory: str, log: Log, label: str = "spot") -> list[str]:
     """Executables in directory, sorted; unsafe or leftover files are skipped, and said so."""
     try:
         names = sorted(os.listdir(directory))
     except FileNotFoundError:
         return []
     except OSError as exc:
-        log(f"spot: hooks in {directory} unreadable: {describe_error(exc)}")
+        log(f"{label}: hooks in {directory} unreadable: {describe_error(exc)}")
         return []
     hooks = []
     for name in names:
@@ -43,7 +43,7 @@ def list_hooks(directory: str, log: Log) -> list[str]:
         elif info.st_uid not in (0, os.geteuid()):
             why = f"owned by uid {info.st_uid}"
         if why:
-            log(f"spot: hook {clean(name, 60)} skipped: {why}")
+            log(f"{label}: hook {clean(name, 60)} skipped: {why}")
             continue
         hooks.append(path)
     return hooks
@@ -73,10 +73,11 @@ def run_hook(path: str, env: dict[str, str], timeout: float) -> tuple[int | None
         return None, out.decode("utf-8", "replace")
 
 
-def run_hooks(directory: str, env_extra: dict[str, str], timeout: float, log: Log) -> None:
-    hooks = list_hooks(directory, log)
+def run_hooks(directory: str, env_extra: dict[str, str], timeout: float, log: Log, label: str = "spot") -> None:
+    """Each hook of directory in name order, one at a time, each killed after timeout; each result logged."""
+    hooks = list_hooks(directory, log, label)
     if not hooks:
-        log(f"spot: no hooks in {directory}")
+        log(f"{label}: no hooks in {directory}")
     env = dict(os.environ)
     env.setdefault("PATH", DEFAULT_PATH)
     env.update(env_extra)
@@ -86,4 +87,4 @@ def run_hooks(directory: str, env_extra: dict[str, str], timeout: float, log: Lo
         took = f"{time.monotonic() - started:.1f} s"
         result = f"killed after {fmt_duration(timeout)}" if rc is None else f"exit {rc} in {took}"
         tail = clean(out, 200)
-        log(f"spot: hook {os.path.basename(path)}: {result}" + (f": {tail}" if tail else ""))
+        log(f"{label}: hook {os.path.basename(path)}: {result}" + (f": {tail}" if tail else ""))

@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass, fields, replace
 from urllib.parse import urlsplit
 
-from .limits import RANGES
+from .limits import RANGES, parse_stop_at
 from .util import describe_error
 
 CONFIG_FILE = "/etc/gpubox/autostop.conf"
@@ -45,6 +45,9 @@ class Settings:
     spot_poll_seconds: float = 5.0
     interrupt_dir: str = "/etc/gpubox/on-interrupt.d"
     interrupt_timeout: float = 30.0
+    stop_at: str = ""  # "20:00" (UTC) or "20:00 Europe/Berlin": stop daily then, as max_hours does, unless held
+    on_stop_dir: str = "/etc/gpubox/on-stop.d"
+    on_stop_timeout: float = 30.0
 
     @property
     def enabled(self) -> frozenset[str]:
@@ -105,7 +108,11 @@ def validate(settings: Settings) -> Settings:
     _check_url("metadata_url", settings.metadata_url, allow_empty=False)
     _check_command("poweroff_command", settings.poweroff_command, allow_empty=False)
     _check_command("wall_command", settings.wall_command, allow_empty=True)
-    for key in ("hold_dir", "interrupt_dir", "status_file", "jupyter_token_file", "jobs_dir"):
+    try:
+        parse_stop_at(settings.stop_at)
+    except ValueError as exc:
+        raise ConfigError(f"stop_at: {exc}") from None
+    for key in ("hold_dir", "interrupt_dir", "status_file", "jupyter_token_file", "jobs_dir", "on_stop_dir"):
         path = getattr(settings, key)
         if path and not path.startswith("/"):
             raise ConfigError(f"{key}: {path!r} is not an absolute path")

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from .decisions import Autostop
+from .hooks import run_hooks
 from .probes import Probes
 from .settings import SIGNALS, Settings
 from .spot import ImdsClient, SpotWatcher
@@ -95,9 +96,10 @@ def describe_settings(s: Settings) -> str:
     idle = f"idle_minutes {fmt_number(s.idle_minutes)}" if s.idle_minutes > 0 else "idle stop off"
     cap = f"max_hours {fmt_number(s.max_hours)}" if s.max_hours > 0 else "max_hours off"
     spot = f", spot notices every {fmt_duration(s.spot_poll_seconds)}" if s.spot else ""
+    daily = f", stop_at {s.stop_at}" if s.stop_at else ""
     return (
         f"start: {idle}, grace {fmt_duration(s.grace_minutes * 60)}, {cap}, poll {fmt_duration(s.poll_seconds)},"
-        f" signals: {', '.join(watched) or 'none'}{spot}"
+        f" signals: {', '.join(watched) or 'none'}{spot}{daily}"
     )
 
 
@@ -141,7 +143,7 @@ def run_agent(
     wall = make_wall(settings, log, runner)
     started = clock()
     boot = seconds_since_system_start() if since_boot is None else since_boot
-    decider = Autostop(settings, started, boot)
+    decider = Autostop(settings, started, boot, wall_start=wall_clock())
     log(describe_settings(settings))
     if "hold" in settings.enabled:
         prepare_hold_dir(settings.hold_dir, log)
@@ -157,15 +159,26 @@ def run_agent(
         threading.Thread(target=watcher.run, args=(stop,), name="spot", daemon=True).start()
     probes = probes or Probes(settings, clock, wall_clock)
     last_line = ""
+    hooks_ran = False
     while not stop.is_set():
         now = clock()
         readings = probes.collect() if decider.wants_readings else []
-        decision = decider.step(now, readings)
+        decision = decider.step(now, readings, wall=wall_clock())
         last_line = decision.line or last_line
         if decision.log:
             log(decision.line)
         if decision.wall:
             wall(decision.wall)
+        if decision.poweroff and not hooks_ran:
+            # before the first power-off command only: a retry does not run them again
+            hooks_ran = True
+            run_hooks(
+                settings.on_stop_dir,
+                {"GPUBOX_STOP_REASON": decision.reason},
+                settings.on_stop_timeout,
+                log,
+                label="on-stop",
+            )
         if decision.poweroff:
             rc, out = runner(shlex.split(settings.poweroff_command), timeout=60)
             if rc != 0:
