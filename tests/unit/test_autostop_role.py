@@ -1,14 +1,18 @@
 """The autostop role refuses bad input with a message naming the value and the fix, renders settings the agent
 itself accepts (the `check-config` of the zipapp the role installs), and ships a default interrupt hook that signals
-only the processes that asked, as their owner."""
+only the processes that asked, as their owner, and a default on-stop hook that checkpoints the open notebooks."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
@@ -47,6 +51,9 @@ def agent(tmp_path_factory) -> Path:
         ({"autostop_interrupt_pid_dir": "run/x"}, ["'run/x'", "absolute path"]),
         ({"autostop_jupyter_url": "localhost:8888"}, ["'localhost:8888'", "or empty"]),
         ({"autostop_user": "nosuchuser"}, ["autostop_user nosuchuser has no home", "autostop_jupyter_token_file"]),
+        ({"autostop_stop_at": "8pm"}, ['autostop_stop_at "8pm"', '"20:00 Europe/Berlin"', "gpubox_stop_at"]),
+        ({"autostop_stop_at": "20:00 Mars/Olympus"}, ['autostop_stop_at "20:00 Mars/Olympus"', "time zone"]),
+        ({"autostop_on_stop_timeout": 0}, ["autostop_on_stop_timeout (0)"]),
     ],
 )
 def test_bad_input_refused_with_its_value(tmp_path, extra, needles):
@@ -112,6 +119,74 @@ def test_settings_of_a_spot_box_with_autostop_off(tmp_path, agent):
     assert found["spot"] == "true" and found["idle_minutes"] == "0" and found["grace_minutes"] == "0.1"
     assert found["jupyter_url"] == "" and found["jupyter_token_file"] == ""
     assert found["signals"] == "ssh,hold"
+
+
+def test_stop_at_and_the_on_stop_hooks_reach_the_agent(tmp_path, agent):
+    found = effective(render(tmp_path, "autostop.conf.j2", {}), tmp_path, agent)
+    assert (found["stop_at"], found["on_stop_dir"], found["on_stop_timeout"]) == ("", "/etc/gpubox/on-stop.d", "30")
+    extra = {"gpubox_stop_at": "20:00 Europe/Berlin", "autostop_on_stop_timeout": 90}
+    found = effective(render(tmp_path, "autostop.conf.j2", extra), tmp_path, agent)
+    assert (found["stop_at"], found["on_stop_timeout"]) == ("20:00 Europe/Berlin", "90")
+
+
+class FakeJupyter(BaseHTTPRequestHandler):
+    """Jupyter's sessions and checkpoints API, as much as the on-stop hook uses; it records what it was asked."""
+
+    asked: ClassVar[list[tuple[str, str, str]]] = []
+
+    def _answer(self, code: int, body: object) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(json.dumps(body).encode())
+
+    def do_GET(self):
+        self.asked.append(("GET", self.path, self.headers.get("Authorization", "")))
+        sessions = [
+            {"path": "work/train me.ipynb", "type": "notebook"},
+            {"path": "console-1", "type": "console"},
+            {"path": "d2l-en/ch1.ipynb", "type": "notebook"},
+        ]
+        self._answer(200, sessions)
+
+    def do_POST(self):
+        self.asked.append(("POST", self.path, self.headers.get("Authorization", "")))
+        self._answer(201, {"id": "checkpoint", "last_modified": "2026-01-01T00:00:00Z"})
+
+    def log_message(self, *args):
+        pass
+
+
+def test_default_on_stop_hook_checkpoints_the_open_notebooks_then_syncs(tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeJupyter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    extra = {
+        "autostop_jupyter_url": f"http://127.0.0.1:{server.server_port}",
+        "autostop_jupyter_token_file": str(token),
+    }
+    hook = tmp_path / "50-gpubox-jupyter"
+    hook.write_text(render(tmp_path, "on-stop-hook.py.j2", extra))
+    try:
+        out = subprocess.run([sys.executable, "-I", str(hook)], capture_output=True, text=True, timeout=30)
+    finally:
+        server.shutdown()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["checkpoint: d2l-en/ch1.ipynb", "checkpoint: work/train me.ipynb", "synced"]
+    assert FakeJupyter.asked == [
+        ("GET", "/api/sessions?no_track_activity=1", "token s3cret"),
+        ("POST", "/api/contents/d2l-en/ch1.ipynb/checkpoints", "token s3cret"),
+        ("POST", "/api/contents/work/train%20me.ipynb/checkpoints", "token s3cret"),
+    ]
+    # Jupyter down: it says so, syncs all the same, and does not fail the power-off
+    out = subprocess.run([sys.executable, "-I", str(hook)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.startswith("jupyter: not reached") and "synced" in out.stdout
+    # a link where the token file was is not followed (the hook runs as root)
+    token.unlink()
+    token.symlink_to(tmp_path / "50-gpubox-jupyter")
+    out = subprocess.run([sys.executable, "-I", str(hook)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "jupyter: not reached (OSError" in out.stdout
 
 
 def test_unit_starts_the_agent_at_boot(tmp_path):
