@@ -183,6 +183,7 @@ KEPT_TAGS = {
     "SshUser": LOGIN,
     "Autostop": re.compile(r"[0-9]{1,5}"),
     "MaxHours": re.compile(r"[0-9]{1,5}"),
+    "StopAt": re.compile(r"(?:[0-9]{2}:[0-9]{2}(?: [A-Za-z0-9_+/-]{1,64})?)?"),  # "" (none), "20:00 Europe/Berlin"
     "Image": re.compile(r"[A-Za-z0-9:._/()@ -]{1,128}"),
 }
 POLL_SECONDS = 5

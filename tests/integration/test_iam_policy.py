@@ -40,10 +40,10 @@ OWNER = "gpubox"
 TAG_KEYS = {"ManagedBy", "Project", "Name", "SshUser", "SourceBox"}
 # What a launch also sets on the instance (roles/ec2_launch): the box's autostop settings and the candidate it was
 # launched as. Only RunInstances (and its CreateTags) may set them.
-INSTANCE_TAG_KEYS = {"Autostop", "MaxHours", "InstanceType", "Zone", "Market", "Image"}
+INSTANCE_TAG_KEYS = {"Autostop", "MaxHours", "StopAt", "InstanceType", "Zone", "Market", "Image"}
 # Of those, what follows a box after its launch (its autostop settings, the type start.yml or the plan change, the
 # data volume ec2_data attaches), on its own instance only.
-RETAG_KEYS = {"Autostop", "DataVolume", "InstanceType", "MaxHours"}
+RETAG_KEYS = {"Autostop", "DataVolume", "InstanceType", "MaxHours", "StopAt"}
 # A data volume (roles/ec2_data), made apart from its box, also names the box it belongs to.
 VOLUME_TAG_KEYS = {"DataOf"}
 # A mutating statement must tie what it allows to gpubox's tags: through the tags on the resource, the tags in the

@@ -120,6 +120,11 @@ REFUSED = [
     ("port-remote", {"gpubox_jupyter_remote_port": 0}, ["gpubox_jupyter_remote_port", "0"]),
     ("ssh-user", {"gpubox_ssh_user": "ubuntu\nProxyCommand x"}, ["gpubox_ssh_user", "ubuntu\\nProxyCommand x"]),
     ("image-wildcard", {"gpubox_boxes": [{"name": "d2l", "image": "my:d2l-*"}]}, ["my:d2l-*", "wildcard"]),
+    ("stop-at-8pm", {"gpubox_boxes": [{"name": "d2l", "stop_at": "8pm"}]}, ['stop_at "8pm"', '"20:00 Europe/Berlin"']),
+    # unquoted in YAML, 20:00 is the sexagesimal number 1200
+    ("stop-at-number", {"gpubox_boxes": [{"name": "d2l", "stop_at": 1200}]}, ["stop_at 1200", "the number 1200"]),
+    ("stop-at-zone", {"gpubox_boxes": [{"name": "d2l", "stop_at": "20:00 Mars/Olympus"}]}, ['"20:00 Mars/Olympus"']),
+    ("stop-at-default", {"gpubox_stop_at": "25:00"}, ['stop_at "25:00"', "HH:MM"]),
     ("ssh-config-manage", {"gpubox_ssh_config_manage": "sometimes"}, ["gpubox_ssh_config_manage", '"sometimes"']),
     # The agent's key (an AWX Machine credential) cannot make a key pair: gpubox would have nowhere to keep it.
     ("agent-key-no-pair", {"gpubox_key_file": "", "gpubox_key_name": "nowhere"}, ["'nowhere'", "import-key-pair"]),

@@ -293,3 +293,10 @@ def test_the_module_documents_itself():
     doc = yaml.safe_load(starter.DOCUMENTATION)
     assert set(doc["options"]) - {"region"} >= set(starter.ARGUMENT_SPEC)
     assert yaml.safe_load(starter.EXAMPLES) and yaml.safe_load(starter.RETURN)
+
+
+def test_a_moved_box_keeps_its_daily_stop_time():
+    tags = [{"Key": "StopAt", "Value": "20:00 Europe/Berlin"}, {"Key": "SshUser", "Value": "ubuntu"}]
+    assert starter.kept_tags({"Tags": tags}) == {"StopAt": "20:00 Europe/Berlin", "SshUser": "ubuntu"}
+    assert starter.kept_tags({"Tags": [{"Key": "StopAt", "Value": ""}]}) == {"StopAt": ""}
+    assert starter.kept_tags({"Tags": [{"Key": "StopAt", "Value": "20:00; reboot"}]}) == {}

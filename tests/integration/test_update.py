@@ -1,8 +1,8 @@
 """The declaration is the truth after launch: provision.yml compares each declared box that exists with what AWS has,
-prints the plan (box, setting, now, declared, what this run does), changes what can change in place (autostop and
-max_hours tags, a stopped box's type, a running box's type with gpubox_allow_restart=yes, a larger root volume) and
-gives the commands for what cannot (market, image, zones, a smaller volume). Check mode prints the plan and changes
-nothing; a rerun after the change has no plan.
+prints the plan (box, setting, now, declared, what this run does), changes what can change in place (autostop,
+max_hours and stop_at tags, a stopped box's type, a running box's type with gpubox_allow_restart=yes, a larger root
+volume) and gives the commands for what cannot (market, image, zones, a smaller volume). Check mode prints the plan
+and changes nothing; a rerun after the change has no plan.
 
 One ordered story against a local EC2 API of its own behind the fault proxy: what the playbooks asked for is read
 from the proxy's log, what came of it from the API."""
@@ -103,6 +103,22 @@ def test_autostop_and_max_hours_follow_the_declaration(story, proxy, ec2m):
     assert changes(proxy) == ["CreateTags"]
     again = provision(story, proxy, {**BOX, "autostop": 7, "max_hours": 3})
     assert plan(again) == [] and again.stats["changed"] == 0 and changes(proxy) == []
+
+
+def test_stop_at_follows_the_declaration_and_is_turned_off_again(story, proxy, ec2m):
+    box = {**BOX, "autostop": 7, "max_hours": 3}
+    assert tags(instance(ec2m))["StopAt"] == ""  # launched with none: the tag says so
+    run = provision(story, proxy, {**box, "stop_at": "20:00 Europe/Berlin"})
+    assert run.rc == 0, run.output[-3000:]
+    assert [line.split()[:4] for line in plan(run)[2:]] == [["day", "stop_at", "none", "20:00"]]
+    assert "20:00 Europe/Berlin  changes now; the box gets it at the next configure.yml" in plan(run)[2]
+    assert tags(instance(ec2m))["StopAt"] == "20:00 Europe/Berlin" and changes(proxy) == ["CreateTags"]
+    again = provision(story, proxy, {**box, "stop_at": "20:00 Europe/Berlin"})
+    assert plan(again) == [] and again.stats["changed"] == 0 and changes(proxy) == []
+    off = provision(story, proxy, box)
+    assert off.rc == 0 and [line.split()[:2] for line in plan(off)[2:]] == [["day", "stop_at"]]
+    assert "20:00 Europe/Berlin  none  " in plan(off)[2]
+    assert tags(instance(ec2m))["StopAt"] == "" and changes(proxy) == ["CreateTags"]
 
 
 def test_a_running_box_changes_type_only_with_a_restart(story, proxy, ec2m):
