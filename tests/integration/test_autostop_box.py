@@ -11,6 +11,8 @@ playbooks/configure.yml --tags autostop and an idle limit of 1 minute (grace 6 s
 - `spot`: a spot box (instance_lifecycle: spot, as the EC2 inventory says) with idle stop off, watching the stand-in
   instance metadata service (tests/ground/imds.py on the host's bridge address): the default hook signals the
   process registered for it within 10 s of the interruption notice, and not before;
+- `stopat`: idle stop off, then a converge sets autostop_stop_at to a minute or two ahead: it powers itself off then,
+  after the grace, and its on-stop hook (one the test puts in /etc/gpubox/on-stop.d) ran before;
 - a second converge changes nothing and restarts no agent; a changed setting restarts it;
 - the agent stays under the issue's budget (40 MB RSS, 1 % of one core).
 
@@ -39,7 +41,7 @@ from tests.ground import hosts as ground_hosts
 from tests.ground.imds import INSTANCE_ACTION, ImdsStandin
 
 IMAGE = "debian12"
-BOXES = ("idle", "jupyter", "ssh", "hold", "gpu", "spot")
+BOXES = ("idle", "jupyter", "ssh", "hold", "gpu", "spot", "stopat")
 IDLE_MINUTES, GRACE_MINUTES, POLL_SECONDS = 1, 0.1, 5
 # When a box left alone would surely have been powered off: the limit, the grace, two looks and some slack.
 PAST_LIMIT_S = IDLE_MINUTES * 60 + GRACE_MINUTES * 60 + 2 * POLL_SECONDS + 5
@@ -48,6 +50,8 @@ JUPYTER_DIR = "/opt/gpubox-test-jupyter"
 SMI_STANDIN = ROOT / "tests" / "standins" / "nvidia-smi" / "standin-nvidia-smi"
 GPU_LOAD = 87
 IDLE_LOG = "/var/lib/gpubox-test-journal.txt"
+STOP_MARK = "/var/lib/gpubox-test-on-stop"  # on the container's disk: it outlives the power-off
+MARK_HOOK = f'#!/bin/sh\necho "$GPUBOX_STOP_REASON $(date +%s)" > {STOP_MARK}\necho marked\n'
 FOLLOW = "journalctl -u gpubox-autostop -f -n all -o short-unix --no-pager"
 
 START_KERNEL = """
@@ -191,6 +195,7 @@ def write_inventory(path: Path, hosts: dict, key: Path, imds_url: str) -> Path:
     }
     boxes = {name: {"ansible_port": host.ssh_port} for name, host in hosts.items()}
     boxes["spot"] |= {"instance_lifecycle": "spot", "autostop_idle_minutes": 0, "autostop_imds_url": imds_url}
+    boxes["stopat"] |= {"autostop_idle_minutes": 0}
     path.write_text(yaml.safe_dump({"gpubox": {"hosts": boxes, "vars": common}}))
     return with_project_settings(path)
 
@@ -240,6 +245,9 @@ def boxes(podman_network, ssh_key, tmp_path_factory):
         hosts["gpu"].exec("sh", "-c", f"echo {GPU_LOAD} > /etc/gpubox-standin/gpu-utilization")
         ground_hosts.podman("cp", str(SMI_STANDIN), f"{hosts['gpu'].name}:/usr/local/bin/nvidia-smi")
         hosts["gpu"].exec("chmod", "0755", "/usr/local/bin/nvidia-smi")
+        hosts["stopat"].exec("install", "-d", "-m", "0755", "/etc/gpubox/on-stop.d")
+        hosts["stopat"].exec("sh", "-c", "cat > /etc/gpubox/on-stop.d/10-mark", input=MARK_HOOK)
+        hosts["stopat"].exec("chmod", "0755", "/etc/gpubox/on-stop.d/10-mark")
         session = open_ssh_session(hosts["ssh"], ssh_key)
         inventory = write_inventory(tmp / "hosts.yml", hosts, ssh_key, imds.url)
         result = Boxes(hosts, inventory, imds)
@@ -327,6 +335,33 @@ def test_spot_notice_runs_the_hook_within_10_s_and_not_before(boxes):
     assert re.search(r"spot: hook 50-gpubox-signal: exit 0 in [\d.]+ s: synced SIGUSR1 to \d+ \(ubuntu\)", log), log
     assert "autostop off: idle_minutes is 0" in log  # idle stop off: the box stays up
     assert container_state(host)["Status"] == "running"
+
+
+def test_a_box_stops_at_its_stop_at_after_its_on_stop_hook(boxes):
+    """Before the idle box's test: its minute of waiting overlaps the others'."""
+    host = boxes.hosts["stopat"]
+    assert "stop_at = \n" in host.exec("/usr/local/sbin/gpubox-autostop", "check-config").stdout
+    # the next whole minute at least 75 s ahead (UTC), so the converge is surely done before it
+    target = -(-(time.time() + 75) // 60) * 60
+    stop_at = time.strftime("%H:%M", time.gmtime(target))
+    changed = boxes.converge("--limit", "stopat", "-e", f"autostop_stop_at={stop_at}")
+    assert changed_count(changed.stdout) > 0 and time.time() < target - 5, changed.stdout[-2000:]
+    assert f"stop_at = {stop_at}\n" in host.exec("/usr/local/sbin/gpubox-autostop", "check-config").stdout
+    assert container_state(host)["Status"] == "running"
+
+    def off() -> bool:
+        try:
+            return container_state(host)["Status"] == "exited"
+        except subprocess.CalledProcessError as exc:  # podman may not answer while the container goes down
+            print("podman inspect:", exc.stderr)
+            return False
+
+    wait_until(off, target - time.time() + 60, "stop_at", step=2)
+    reason, marked = read_file_of_stopped(host, STOP_MARK).split()
+    finished = podman_time(container_state(host)["FinishedAt"])
+    assert reason == "stop_at"
+    # warned at the time (a look every 5 s), off after the 6 s grace; the hook ran in between, before the power-off
+    assert target + GRACE_MINUTES * 60 - 1 <= int(marked) <= finished <= target + GRACE_MINUTES * 60 + 40
 
 
 def test_idle_box_powers_itself_off_after_the_limit(boxes):
