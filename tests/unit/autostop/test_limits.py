@@ -79,6 +79,7 @@ def test_the_documented_ranges_are_the_agents():
         "max_hold_hours": limits.RANGES["max_hold_hours"][1],
         "spot_poll_seconds": limits.RANGES["spot_poll_seconds"],
         "interrupt_timeout": limits.RANGES["interrupt_timeout"],
+        "on_stop_timeout": limits.RANGES["on_stop_timeout"],
     }
     preflight = (ROOT / "roles" / "ec2_preflight" / "meta" / "argument_specs.yml").read_text()
     idle, cap = limits.RANGES["idle_minutes"], limits.RANGES["max_hours"]
