@@ -18,7 +18,7 @@ from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, r
 
 PROJECT = "pytest-gpubox"
 BOXES = [
-    {"name": "alpha", "autostop": 30, "max_hours": 8},
+    {"name": "alpha", "autostop": 30, "max_hours": 8, "stop_at": "20:00 Europe/Berlin"},
     {"name": "beta", "market": "spot", "instance_type": "g5.xlarge", "volume_size": 80},
     {"name": "gamma", "instance_type": "t3.micro", "allow_no_gpu": True, "volume_size": 30},
 ]
@@ -268,6 +268,9 @@ def test_inventory_lists_running_managed_boxes_only(story, ec2m):
         "60",
         "0",
     )
+    # the daily stop of a box that has one (its StopAt tag); none for the other (no tag: the project's "")
+    assert unsafe(hostvars["alpha"]["gpubox_stop_at"]) == "20:00 Europe/Berlin"
+    assert unsafe(hostvars["beta"].get("gpubox_stop_at", "")) == ""
 
     graph = run_ansible(
         ["ansible-inventory", "-i", str(ROOT / "inventory/aws_ec2.yml"), "--graph", *project], env=story["env"]

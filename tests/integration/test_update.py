@@ -19,7 +19,7 @@ PROJECT = "pytest-update"
 ZONE = "us-west-2a"
 LIVE = ["pending", "running", "stopping", "stopped"]
 BOX = {"name": "day", "instance_type": "g4dn.xlarge", "zones": [ZONE], "autostop": 60, "max_hours": 0}
-SPOT = {"name": "night", "instance_type": "g4dn.2xlarge", "zones": [ZONE], "market": "spot"}
+SPOT = {"name": "night", "instance_type": "g4dn.2xlarge", "zones": [ZONE], "market": "spot", "stop_at": "06:30"}
 CHANGING = ("CreateTags", "ModifyInstanceAttribute", "ModifyVolume", "StopInstances", "StartInstances")
 
 
@@ -107,7 +107,8 @@ def test_autostop_and_max_hours_follow_the_declaration(story, proxy, ec2m):
 
 def test_stop_at_follows_the_declaration_and_is_turned_off_again(story, proxy, ec2m):
     box = {**BOX, "autostop": 7, "max_hours": 3}
-    assert tags(instance(ec2m))["StopAt"] == ""  # launched with none: the tag says so
+    assert "StopAt" not in tags(instance(ec2m))  # launched with none: no tag
+    assert tags(instance(ec2m, "night"))["StopAt"] == "06:30"  # launched with one: its tag
     run = provision(story, proxy, {**box, "stop_at": "20:00 Europe/Berlin"})
     assert run.rc == 0, run.output[-3000:]
     assert [line.split()[:4] for line in plan(run)[2:]] == [["day", "stop_at", "none", "20:00"]]
