@@ -12,6 +12,7 @@ import contextlib
 import random
 import time
 
+from ansible_collections.gpubox.gpubox.plugins.module_utils.table import aligned
 from ansible_collections.gpubox.gpubox.plugins.module_utils.tags import tag_dict, tag_list
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
@@ -258,8 +259,7 @@ def attempt_table(attempts: list[dict]) -> list[str]:
         if a["outcome"] == "skipped":
             outcome = f"not tried: {a['message']}"
         rows.append((str(n), a["instance_type"], a["zone"], a["market"], outcome))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return ["  ".join([*(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)), r[4]]).rstrip() for r in rows]
+    return aligned(rows)
 
 
 def wait_running(ec2, instance_id: str, timeout: int, sleep=time.sleep, clock=time.monotonic) -> dict:
