@@ -72,23 +72,14 @@ def _autostop(tags: dict) -> str:
     return text + (f", {cap} h cap" if re.fullmatch(r"[1-9][0-9]*", cap) else "")
 
 
+BOX_HEADER = ["NAME", "INSTANCE ID", "TYPE", "GPUS", "STATE", "MARKET", "AUTOSTOP", "PUBLIC IP / DNS",
+              "LAUNCHED (UTC)", "$/H ON-DEMAND"]  # fmt: skip
+
+
 def box_rows(boxes, types, live, table_prices) -> list[list[str]]:
     gpus_of = {t["instance_type"]: (t.get("gpu_info") or {}).get("gpus") or [] for t in types or []}
     live, table_prices = live or {}, table_prices or {}
-    rows = [
-        [
-            "NAME",
-            "INSTANCE ID",
-            "TYPE",
-            "GPUS",
-            "STATE",
-            "MARKET",
-            "AUTOSTOP",
-            "PUBLIC IP / DNS",
-            "LAUNCHED (UTC)",
-            "$/H ON-DEMAND",
-        ]
-    ]
+    rows = [BOX_HEADER]
     for box in boxes or []:
         tags, itype = box.get("tags") or {}, box["instance_type"]
         price = live[itype] if itype in live else table_prices.get(itype)
