@@ -19,12 +19,11 @@ import pytest
 from botocore.stub import Stubber
 
 from tests.conftest import ROOT, load_module
-from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, tags
+from tests.integration.ec2play import LIVE, SSH_CIDR, home_env, instances, playbook, tags
 
 PROJECT = "pytest-failover"
 REGION = "us-west-2"
 ICE = "InsufficientInstanceCapacity"
-LIVE = ["pending", "running", "stopping", "stopped"]
 # Throttled requests are repeated after 0.05 s, 0.1 s... instead of 1 s, 2 s...
 FAST = {"ec2_launch_throttle_delay": 0.05}
 
