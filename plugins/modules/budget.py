@@ -104,7 +104,9 @@ NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 def amount_problem(value) -> str:
     """Why value is not a budget amount in USD ('' when it is)."""
-    text = str(value).strip() if value is not None and not isinstance(value, bool) else ""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return "is empty"
+    text = "" if isinstance(value, bool) else str(value).strip()
     try:
         amount = Decimal(text)
     except InvalidOperation:

@@ -18,8 +18,9 @@ def test_amounts_accepted(value):
 @pytest.mark.parametrize(
     ("value", "problem"),
     [
-        ("", "is not a number"),
-        (None, "is not a number"),
+        ("", "is empty"),
+        (" ", "is empty"),
+        (None, "is empty"),
         (True, "is not a number"),
         ("fifty", "is not a number"),
         ("nan", "is not a number"),
