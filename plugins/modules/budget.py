@@ -15,8 +15,7 @@ description:
   - The budget is a monthly COST budget in USD, filtered by the cost allocation tag C(ManagedBy=gpubox)
     (C(user:ManagedBy$gpubox)), with e-mail notifications to I(email) at 50, 80 and 100 % of actual spend and at
     100 % of forecast spend. Notifications of the budget that are not these are removed.
-  - With I(state=info), reads the budget (limit, actual and forecast spend) and never fails; C(error) says why it
-    could not be read.
+  - M(gpubox.gpubox.budget_info) reads it.
   - The amount and the address are checked before any call to AWS.
 options:
   name:
@@ -31,9 +30,9 @@ options:
     description: Where the notifications go. Required with I(state=present).
     type: str
   state:
-    description: C(present) makes the budget so, C(absent) deletes it, C(info) only reads it.
+    description: C(present) makes the budget so, C(absent) deletes it.
     type: str
-    choices: [present, absent, info]
+    choices: [present, absent]
     default: present
 extends_documentation_fragment:
   - amazon.aws.common.modules
@@ -49,12 +48,11 @@ EXAMPLES = r"""
     amount: "50"
     email: me@example.org
 
-- name: What is spent against it
+- name: No budget for project demo
   gpubox.gpubox.budget:
     region: us-east-1
     name: gpubox-demo
-    state: info
-  register: found
+    state: absent
 """
 
 RETURN = r"""
@@ -73,10 +71,6 @@ changes:
   type: list
   elements: str
   sample: ["limit 40.0 USD -> 50 USD", "notification ACTUAL > 80 %: e-mail to me@example.org"]
-error:
-  description: With I(state=info), why the budget could not be read (empty when it could).
-  returned: always
-  type: str
 """
 
 import contextlib  # noqa: E402 - Ansible modules document themselves before their imports
@@ -84,7 +78,8 @@ import re  # noqa: E402
 from decimal import Decimal, InvalidOperation  # noqa: E402
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
-from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import error_brief, error_text  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils.budgets import Budgets, account_of, summary  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import error_text  # noqa: E402
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     import botocore.exceptions
@@ -214,55 +209,6 @@ def updated_budget(current: dict, name: str, amount: str) -> dict:
     return {**kept, **wanted_budget(name, amount)}
 
 
-def spend(budget: dict, key: str) -> str:
-    return str(budget.get("CalculatedSpend", {}).get(key, {}).get("Amount", ""))
-
-
-def summary(budget: dict) -> dict:
-    if not budget:
-        return {}
-    return {
-        "name": budget.get("BudgetName", ""),
-        "limit": str(budget.get("BudgetLimit", {}).get("Amount", "")),
-        "unit": budget.get("BudgetLimit", {}).get("Unit", ""),
-        "actual": spend(budget, "ActualSpend"),
-        "forecast": spend(budget, "ForecastedSpend"),
-        "filters": budget.get("CostFilters", {}),
-    }
-
-
-class Budgets:
-    """The calls on one account's budget of one name."""
-
-    def __init__(self, client, account: str, name: str):
-        self.client, self.account, self.name = client, account, name
-
-    def describe(self) -> dict:
-        try:
-            return self.client.describe_budget(AccountId=self.account, BudgetName=self.name)["Budget"]
-        except botocore.exceptions.ClientError as e:
-            if e.response.get("Error", {}).get("Code") == "NotFoundException":
-                return {}
-            raise
-
-    def notifications(self) -> list[dict]:
-        found, token = [], None
-        while True:
-            page = self.client.describe_notifications_for_budget(
-                AccountId=self.account, BudgetName=self.name, **({"NextToken": token} if token else {})
-            )
-            found += page.get("Notifications", [])
-            token = page.get("NextToken")
-            if not token:
-                return found
-
-    def subscribers(self, notification: dict) -> list[dict]:
-        page = self.client.describe_subscribers_for_notification(
-            AccountId=self.account, BudgetName=self.name, Notification=notification
-        )
-        return page.get("Subscribers", [])
-
-
 def converge(api: Budgets, params: dict, check: bool) -> tuple[list[str], bool]:
     """Make the budget what params say; returns (changes, exists afterwards)."""
     name, amount, email, state = params["name"], params["amount"], params["email"], params["state"]
@@ -320,32 +266,22 @@ def main() -> None:
             "name": {"type": "str", "required": True},
             "amount": {"type": "str"},
             "email": {"type": "str"},
-            "state": {"type": "str", "choices": ["present", "absent", "info"], "default": "present"},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
         },
         supports_check_mode=True,
     )
     params = module.params
-    info = params["state"] == "info"
     problem = refusal(params)
     if problem:
         module.fail_json(msg=problem)
-    config = {"retries": {"max_attempts": 2 if info else 5}, "connect_timeout": 5, "read_timeout": 10}
+    config = {"retries": {"max_attempts": 5}, "connect_timeout": 5, "read_timeout": 10}
     try:
-        account = module.client("sts", config=config).get_caller_identity()["Account"]
-        api = Budgets(module.client("budgets", config=config), account, params["name"])
-        if info:
-            budget = api.describe()
-            module.exit_json(changed=False, exists=bool(budget), budget=summary(budget), changes=[], error="")
+        api = Budgets(module.client("budgets", config=config), account_of(module, config), params["name"])
         changes, exists = converge(api, params, module.check_mode)
         budget = {} if module.check_mode or not exists else api.describe()
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, ValueError) as e:
-        if info:
-            brief = error_brief(e)
-            module.exit_json(
-                changed=False, exists=False, budget={}, changes=[], error=f"{brief['code']}: {brief['message']}"
-            )
         module.fail_json(msg=f"AWS Budgets refused budget {params['name']}: {error_text(e)}")
-    module.exit_json(changed=bool(changes), exists=exists, budget=summary(budget), changes=changes, error="")
+    module.exit_json(changed=bool(changes), exists=exists, budget=summary(budget), changes=changes)
 
 
 if __name__ == "__main__":
