@@ -418,21 +418,26 @@ def report(rows: list[dict], repeat: int, argv: list[str]) -> str:
                 cells.append("—" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v)))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     shipped = [by[(n, "shipped")] for n in counts if (n, "shipped") in by]
-    other = [
-        "",
-        "| shipped ansible.cfg | "
-        + " | ".join(f"{r['boxes']} box{'es' if r['boxes'] > 1 else ''}" for r in shipped)
-        + " |",
-        "|---|" + "---:|" * len(shipped),
+    other = seconds_table(
+        "shipped ansible.cfg",
+        shipped,
+        [
+            ("provision_first", "provision.yml, launching (s)"),
+            ("provision_noop", "provision.yml, nothing to do (s)"),
+            ("inventory_uncached", "`ansible-inventory --graph`, uncached (s)"),
+            ("inventory_cached", "`ansible-inventory --graph`, cached (s)"),
+        ],
+    )
+    return "\n".join([*lines, "", *other])
+
+
+def seconds_table(title: str, rows: list[dict], measures: list[tuple[str, str]]) -> list[str]:
+    """A Markdown table with a column per run (its number of boxes) and a line per measure (key, label), in seconds."""
+    lines = [
+        f"| {title} | " + " | ".join(f"{r['boxes']} box{'es' if r['boxes'] > 1 else ''}" for r in rows) + " |",
+        "|---|" + "---:|" * len(rows),
     ]
-    for key, label in [
-        ("provision_first", "provision.yml, launching (s)"),
-        ("provision_noop", "provision.yml, nothing to do (s)"),
-        ("inventory_uncached", "`ansible-inventory --graph`, uncached (s)"),
-        ("inventory_cached", "`ansible-inventory --graph`, cached (s)"),
-    ]:
-        other.append(f"| {label} | " + " | ".join(f"{r[key]:.1f}" for r in shipped) + " |")
-    return "\n".join(lines + other)
+    return lines + [f"| {label} | " + " | ".join(f"{r[key]:.1f}" for r in rows) + " |" for key, label in measures]
 
 
 # Time to notebook: from the command a person types to JupyterLab answering through the tunnel (ssh -N -L), on

@@ -21,7 +21,7 @@ from pathlib import Path
 from tests.conftest import changed_count, run_ansible
 from tests.ground.ec2api import EC2Api
 from tests.integration.ec2play import SSH_CIDR, home_env
-from tests.performance import write_results
+from tests.performance import seconds_table, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKERS = ("<!-- ec2 results: written by tests/performance_ec2.py -->", "<!-- end of ec2 results -->")
@@ -70,19 +70,12 @@ def measure(boxes: int, repeat: int, top: int, tmp: Path) -> dict:
 
 
 def report(rows: list[dict], repeat: int) -> str:
-    lines = [
-        "| against the local EC2 API | "
-        + " | ".join(f"{r['boxes']} box{'es' if r['boxes'] > 1 else ''}" for r in rows)
-        + " |",
-        "|---|" + "---:|" * len(rows),
-    ]
-    for key, label in [
+    measures = [
         ("provision_first", "provision.yml, launching (s)"),
         ("provision", f"provision.yml, nothing to do, median of {repeat} (s)"),
         ("list", f"list.yml, median of {repeat} (s)"),
-    ]:
-        lines.append(f"| {label} | " + " | ".join(f"{r[key]:.1f}" for r in rows) + " |")
-    return "\n".join(lines)
+    ]
+    return "\n".join(seconds_table("against the local EC2 API", rows, measures))
 
 
 def main(argv: list[str] | None = None) -> None:

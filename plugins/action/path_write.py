@@ -24,7 +24,7 @@ ARGUMENT_SPEC = {
     "src": {"type": "str"},
     "validate": {"type": "str"},
     "secret": {"type": "bool", "default": False},
-    # what the task notifies: read by the task (`notify: "{{ item.notify | default([]) }}"`), not here
+    # the handlers of the entry: the task notifies those of the entries it writes, not this action
     "notify": {"type": "list", "elements": "str", "default": []},
 }
 

@@ -1,6 +1,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters of the preflight: a box's settings as lists (gpubox_box_lists) and the places it may launch
-(gpubox_launch_candidates).
+"""Filters of the preflight: a box's settings as lists (gpubox_box_lists), the places it may launch
+(gpubox_launch_candidates), the lines that say which candidates cannot launch and why (gpubox_unusable_candidates)
+and the architecture of each of a box's instance types (gpubox_architectures).
 
 A box declares `instance_type` and `market` as one value or an ordered list, and may narrow the zones with `zones`.
 The launch tries the candidates in order: each instance type in the order given, for each of its markets in the
@@ -63,6 +64,45 @@ def launch_candidates(box: dict, offered: dict, subnets: list[dict]) -> dict:
     return {"candidates": candidates, "impossible": impossible}
 
 
+# What each reason of launch_candidates' "impossible" means, said of an instance type.
+WHY = {
+    "not offered": "is not offered in {region}",
+    "not in zones": "is not offered in the box's zones",
+    "no subnet": "is offered only in zones without a default subnet",
+}
+
+
+def unusable_candidates(boxes: list[dict], places: dict, quota_impossible: dict, region: str) -> list[str]:
+    """A line for each candidate of the boxes that cannot launch: each type without a zone (places: launch_candidates
+    of each box, by name) and each type and market whose quota has no room (quota_impossible: ec2_gpu_quota's
+    "impossible", by box name)."""
+    lines = []
+    for box in boxes:
+        name = box["name"]
+        for out in places[name]["impossible"]:
+            zones = ", ".join(out["zones"]) or "no zone"
+            why = WHY[out["why"]].format(region=region)
+            lines.append(f"Box '{name}': {out['instance_type']} {why} (offered in {zones})")
+        for out in (quota_impossible or {}).get(name) or []:
+            lines.append(f"Box '{name}': {out['instance_type']} {out['market']}: {out['why']}")
+    return lines
+
+
+def architectures(instance_types: list[str], types: dict) -> list[str]:
+    """The architecture a box's image needs for each of its instance types (types: amazon.aws's
+    ec2_instance_type_info by type): x86_64 where the type runs it, else the first it supports (arm64)."""
+    found = []
+    for itype in instance_types:
+        supported = types[itype]["processor_info"]["supported_architectures"]
+        found.append("x86_64" if "x86_64" in supported else supported[0])
+    return found
+
+
 class FilterModule:
     def filters(self):
-        return {"gpubox_box_lists": box_lists, "gpubox_launch_candidates": launch_candidates}
+        return {
+            "gpubox_box_lists": box_lists,
+            "gpubox_launch_candidates": launch_candidates,
+            "gpubox_unusable_candidates": unusable_candidates,
+            "gpubox_architectures": architectures,
+        }

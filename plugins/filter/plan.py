@@ -21,6 +21,10 @@ A setting whose value AWS does not show is not compared (an instance launched be
 
 from __future__ import annotations
 
+import functools
+
+from ansible_collections.gpubox.gpubox.plugins.module_utils.table import aligned
+
 VERDICT = {
     "now": "changes now",
     "tag": "changes now; the box gets it at the next configure.yml",
@@ -118,6 +122,9 @@ def box_plan(
         if instance is None:
             continue
         name, instance_id = box["name"], instance["instance_id"]
+        say = functools.partial(row, box, instance)
+        retype = {"box": name, "instance_id": instance_id, "kind": "type", "instance_types": box["instance_types"]}
+
         state = instance["state"]["name"]
         tags = instance.get("tags") or {}
         spot = instance.get("instance_lifecycle") == "spot"
@@ -133,7 +140,7 @@ def box_plan(
         for setting, key in (("autostop", "Autostop"), ("max_hours", "MaxHours")):
             declared = str(int(box.get(setting) or 0))
             if key in tags and tags[key] != declared:
-                row(box, instance, setting, tags[key], declared, "tag")
+                say(setting, tags[key], declared, "tag")
                 retag[key] = declared
         if retag:
             changes.append({"box": name, "instance_id": instance_id, "kind": "tags", "tags": retag})
@@ -143,9 +150,7 @@ def box_plan(
         if box["instance_types"] and current not in box["instance_types"]:
             declared = ", ".join(box["instance_types"])
             if spot:
-                row(
-                    box,
-                    instance,
+                say(
                     "instance_type",
                     current,
                     declared,
@@ -154,11 +159,9 @@ def box_plan(
                 )
             elif offered is None:
                 check[name] = box["instance_types"]
-                row(box, instance, "instance_type", current, declared, "later", "not checked yet")
+                say("instance_type", current, declared, "later", "not checked yet")
             elif not (target := _usable(box, instance, offered, type_info)):
-                row(
-                    box,
-                    instance,
+                say(
                     "instance_type",
                     current,
                     declared,
@@ -167,41 +170,19 @@ def box_plan(
                     f"its zone in place: to move it, {bake} (with zones: that offer the type).",
                 )
             elif state == "stopped":
-                row(box, instance, "instance_type", current, target, "now")
-                changes.append(
-                    {
-                        "box": name,
-                        "instance_id": instance_id,
-                        "kind": "type",
-                        "instance_type": target,
-                        "restart": False,
-                        "instance_types": box["instance_types"],
-                    }
-                )
+                say("instance_type", current, target, "now")
+                changes.append({**retype, "instance_type": target, "restart": False})
             elif state == "running" and allow_restart:
-                row(
-                    box,
-                    instance,
+                say(
                     "instance_type",
                     current,
                     target,
                     "restart",
                     "its address changes; the ssh config and the inventory follow.",
                 )
-                changes.append(
-                    {
-                        "box": name,
-                        "instance_id": instance_id,
-                        "kind": "type",
-                        "instance_type": target,
-                        "restart": True,
-                        "instance_types": box["instance_types"],
-                    }
-                )
+                changes.append({**retype, "instance_type": target, "restart": True})
             elif state == "running":
-                row(
-                    box,
-                    instance,
+                say(
                     "instance_type",
                     current,
                     target,
@@ -211,9 +192,7 @@ def box_plan(
                     f"playbooks/stop.yml -e gpubox_only={name}) and run site.yml.",
                 )
             else:
-                row(
-                    box,
-                    instance,
+                say(
                     "instance_type",
                     current,
                     target,
@@ -226,7 +205,7 @@ def box_plan(
         declared_size = int(box.get("volume_size") or 0)
         if size is not None and declared_size and declared_size != size:
             if declared_size > size:
-                row(box, instance, "volume_size", size, declared_size, "grow")
+                say("volume_size", size, declared_size, "grow")
                 changes.append(
                     {
                         "box": name,
@@ -237,9 +216,7 @@ def box_plan(
                     }
                 )
             else:
-                row(
-                    box,
-                    instance,
+                say(
                     "volume_size",
                     size,
                     declared_size,
@@ -258,12 +235,12 @@ def box_plan(
         ]
         data_size = attached[0]["size"] if attached else 0
         if declared_data and not attached:
-            row(box, instance, "data_volume", "none", declared_data, "data")
+            say("data_volume", "none", declared_data, "data")
             data.append({"name": name, "data_volume": declared_data})
         elif attached and tags.get("DataVolume") != attached[0]["id"]:
             data.append({"name": name, "data_volume": max(declared_data, data_size)})  # the instance names it again
         elif declared_data > data_size:
-            row(box, instance, "data_volume", data_size, declared_data, "grow")
+            say("data_volume", data_size, declared_data, "grow")
             data.append({"name": name, "data_volume": declared_data})
         elif attached and declared_data < data_size:
             keep = (
@@ -275,42 +252,30 @@ def box_plan(
                     f", or, to delete it, terminate the box with ansible-playbook playbooks/terminate.yml -e "
                     f"gpubox_only={name} -e gpubox_confirm=yes -e gpubox_delete_data=yes"
                 )
-            row(box, instance, "data_volume", data_size, declared_data, "cannot", keep + ".")
+            say("data_volume", data_size, declared_data, "cannot", keep + ".")
 
         # what only a new launch can change
         market = "spot" if spot else "on-demand"
-        if box.get("markets") and market not in box["markets"]:
-            row(
-                box,
-                instance,
-                "market",
-                market,
-                ", ".join(box["markets"]),
-                "cannot",
-                f"a box keeps the market it was launched in; to change it, {bake}.",
-            )
-        if "Image" in tags and box.get("image") and tags["Image"] != box["image"]:
-            row(
-                box,
-                instance,
+        image = [box["image"]] if "Image" in tags and box.get("image") else []
+        for setting, now, declared, why in (
+            ("market", market, box.get("markets"), f"a box keeps the market it was launched in; to change it, {bake}."),
+            (
                 "image",
-                tags["Image"],
-                box["image"],
-                "cannot",
-                f"a box keeps the image it was launched from; to start over from {box['image']}, terminate it "
+                tags.get("Image"),
+                image,
+                f"a box keeps the image it was launched from; to start over from {box.get('image')}, terminate it "
                 f"(ansible-playbook playbooks/terminate.yml -e gpubox_only={name} -e gpubox_confirm=yes; its files "
                 f"go with it) and run site.yml.",
-            )
-        if box.get("zones") and zone not in box["zones"]:
-            row(
-                box,
-                instance,
+            ),
+            (
                 "zones",
                 zone,
-                ", ".join(box["zones"]),
-                "cannot",
+                box.get("zones"),
                 f"a box cannot leave its zone in place (its disk is there); to move it, {bake}.",
-            )
+            ),
+        ):
+            if declared and now not in declared:
+                say(setting, now, ", ".join(declared), "cannot", why)
 
     return {"rows": rows, "changes": changes, "check": check, "data": data, "lines": plan_lines(rows, notes, project)}
 
@@ -321,9 +286,7 @@ def plan_lines(rows: list[dict], notes: list[str], project: str) -> list[str]:
     table = [("BOX", "SETTING", "NOW", "DECLARED", "THIS RUN")] + [
         (r["box"], r["setting"], r["now"], r["declared"], r["action"]) for r in rows
     ]
-    widths = [max(len(r[i]) for r in table) for i in range(4)]
-    lines = [f"Project {project}: what is declared differs from what the boxes are."]
-    lines += ["  ".join([*(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)), r[4]]).rstrip() for r in table]
+    lines = [f"Project {project}: what is declared differs from what the boxes are.", *aligned(table)]
     lines += [f"Next: {note}" for note in notes]
     return lines
 

@@ -12,9 +12,11 @@ import contextlib
 import random
 import time
 
+from ansible_collections.gpubox.gpubox.plugins.module_utils.table import aligned
 from ansible_collections.gpubox.gpubox.plugins.module_utils.tags import tag_dict, tag_list
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
+    import botocore.config
     import botocore.exceptions
 
 GONE_STATES = ["shutting-down", "terminated"]
@@ -258,8 +260,7 @@ def attempt_table(attempts: list[dict]) -> list[str]:
         if a["outcome"] == "skipped":
             outcome = f"not tried: {a['message']}"
         rows.append((str(n), a["instance_type"], a["zone"], a["market"], outcome))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return ["  ".join([*(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)), r[4]]).rstrip() for r in rows]
+    return aligned(rows)
 
 
 def wait_running(ec2, instance_id: str, timeout: int, sleep=time.sleep, clock=time.monotonic) -> dict:
@@ -289,6 +290,43 @@ def wait_running(ec2, instance_id: str, timeout: int, sleep=time.sleep, clock=ti
 
 def describe(ec2, instance_id: str) -> dict:
     return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+
+
+def poll(read, done, timeout: float, failure, broken=None, sleep=time.sleep, clock=time.monotonic, pause=POLL_SECONDS):
+    """What read() answers once done(answer) holds, asked again every `pause` seconds; Ec2BoxError(failure(answer))
+    once `timeout` seconds have passed, or at once when broken(answer) (a state it never leaves)."""
+    deadline = clock() + timeout
+    while not done(answer := read()):
+        if (broken is not None and broken(answer)) or clock() >= deadline:
+            raise Ec2BoxError(failure(answer))
+        sleep(pause)
+    return answer
+
+
+def wait_instance(ec2, instance_id: str, done, timeout: int, sleep=time.sleep, clock=time.monotonic) -> dict:
+    """The instance once done(its state) holds (a stopping box once it is stopped, a stopped one once it runs)."""
+    return poll(
+        lambda: describe(ec2, instance_id),
+        lambda instance: done(instance["State"]["Name"]),
+        timeout,
+        lambda instance: f"Instance {instance_id} is still {instance['State']['Name']} after {timeout} s.",
+        sleep=sleep,
+        clock=clock,
+    )
+
+
+# A client whose requests are made exactly once: a refusal for capacity (HTTP 500) or throttling (503) comes back at
+# once instead of after botocore's retries, so it costs one request and is one row of the attempt table (repeating()
+# repeats what throttling refused, as many times as the module's throttle_retries say).
+def single_attempt_client(module):
+    return module.client("ec2", config=botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1}))
+
+
+# The options of every module that repeats a throttled request and waits for an instance (each documents them).
+THROTTLE_OPTIONS = {
+    "throttle_retries": {"type": "int", "default": 4},
+    "throttle_delay": {"type": "float", "default": 1.0},
+}
 
 
 def usable_types(ec2, instance: dict, wanted: list[str], zone: str = "") -> dict[str, str]:

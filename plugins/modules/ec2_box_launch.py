@@ -227,6 +227,7 @@ import time  # noqa: E402
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
 from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import (  # noqa: E402
     GONE_STATES,
+    THROTTLE_OPTIONS,
     attempt_row,
     attempt_table,
     connection_errors,
@@ -235,6 +236,7 @@ from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import ( 
     launch_request,
     note_refusal,
     repeating,
+    single_attempt_client,
     skipped,
     throttle_note,
     wait_running,
@@ -243,7 +245,6 @@ from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import Ec
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     import botocore
-    import botocore.config
 
 MARKETS = ("on-demand", "spot")
 # Generations tried before giving up: each is a box of this name launched and terminated within the
@@ -520,16 +521,11 @@ ARGUMENT_SPEC = {
     "market": {"type": "str", "choices": ["on-demand", "spot"], "default": "on-demand"},
     "tags": {"type": "dict", "default": {}},
     "instance_tags": {"type": "dict", "default": {}},
-    "throttle_retries": {"type": "int", "default": 4},
-    "throttle_delay": {"type": "float", "default": 1.0},
+    **THROTTLE_OPTIONS,
     "retry_until": {"type": "float", "default": 0},
     "wait": {"type": "bool", "default": True},
     "wait_timeout": {"type": "int", "default": 600},
 }
-
-# RunInstances is made exactly once per call: a refusal for capacity (HTTP 500) or throttling (503) comes back at
-# once instead of after botocore's retries, so it costs one request and is one row of the attempt table.
-ONE_ATTEMPT = {"retries": {"mode": "standard", "total_max_attempts": 1}}
 
 
 def main() -> None:
@@ -549,7 +545,7 @@ def main() -> None:
     try:
         box["tags"] = box_tags(box["name"], box["owner_tags"], box["tags"] or {})
         box["instance_tags"] = instance_only_tags(box["tags"], box["instance_tags"] or {})
-        launcher = module.client("ec2", config=botocore.config.Config(**ONE_ATTEMPT))
+        launcher = single_attempt_client(module)  # one RunInstances per call
         result = ensure_box(module, module.client("ec2"), box, launcher=launcher)
     except LaunchError as e:
         module.fail_json(msg=str(e))

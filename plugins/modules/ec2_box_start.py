@@ -154,6 +154,7 @@ import time  # noqa: E402
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
 from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import (  # noqa: E402
+    THROTTLE_OPTIONS,
     Ec2BoxError,
     attempt_row,
     attempt_table,
@@ -163,10 +164,12 @@ from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import ( 
     launch_request,
     note_refusal,
     repeating,
+    single_attempt_client,
     skipped,
     start_as,
     throttle_note,
     usable_types,
+    wait_instance,
     wait_running,
 )
 from ansible_collections.gpubox.gpubox.plugins.module_utils.names import LOGIN  # noqa: E402
@@ -174,9 +177,6 @@ from ansible_collections.gpubox.gpubox.plugins.module_utils.tags import tag_dict
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     import botocore
-    import botocore.config
-
-ONE_ATTEMPT = {"retries": {"mode": "standard", "total_max_attempts": 1}}
 # A moved box keeps these tags of its old instance (checked first: they were read back from AWS); its placement tags
 # (InstanceType, Zone, Market) are the new ones'.
 KEPT_TAGS = {
@@ -189,23 +189,14 @@ KEPT_TAGS = {
 POLL_SECONDS = 5
 
 
-def wait_stopped(ec2, instance_id: str, timeout: int, sleep=time.sleep, clock=time.monotonic) -> dict:
-    """A stopping box, once stopped (it can only be started then)."""
-    deadline = clock() + timeout
-    while (instance := describe(ec2, instance_id))["State"]["Name"] == "stopping":
-        if clock() >= deadline:
-            raise Ec2BoxError(f"Instance {instance_id} is still stopping after {timeout} s.")
-        sleep(5)
-    return instance
-
-
 def start_box(module, ec2, starter, box: dict, sleep=time.sleep, clock=time.time) -> dict:
     """Start one box (see the module's description); the result for it, `failed` set when it did not start."""
     name, instance_id = box["name"], box["instance_id"]
     instance = describe(ec2, instance_id)
     state = instance["State"]["Name"]
     if state == "stopping":
-        instance = wait_stopped(ec2, instance_id, module.params["wait_timeout"], sleep)
+        # a stopping box can only be started once stopped
+        instance = wait_instance(ec2, instance_id, lambda now: now != "stopping", module.params["wait_timeout"], sleep)
         state = instance["State"]["Name"]
     result = {"name": name, "instance_id": instance_id, "started": False, "zone": "", "attempt_log": [], "table": []}
     if state in ("running", "pending"):
@@ -552,8 +543,7 @@ ARGUMENT_SPEC = {
     "instances": {"type": "list", "elements": "dict", "required": True},
     "instance_types": {"type": "dict", "default": {}},
     "retry_until": {"type": "float", "default": 0},
-    "throttle_retries": {"type": "int", "default": 4},
-    "throttle_delay": {"type": "float", "default": 1.0},
+    **THROTTLE_OPTIONS,
     "wait_timeout": {"type": "int", "default": 600},
     "allow_move": {"type": "bool", "default": False},
     "zones": {"type": "dict", "default": {}},
@@ -567,7 +557,7 @@ ARGUMENT_SPEC = {
 def main() -> None:
     module = AnsibleAWSModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     ec2 = module.client("ec2")
-    starter = module.client("ec2", config=botocore.config.Config(**ONE_ATTEMPT))
+    starter = single_attempt_client(module)
     boxes = [box_of(i, module.params["instance_types"], module.params["zones"]) for i in module.params["instances"]]
     if module.params["allow_move"] and not module.params["owner_tags"].get("Project"):
         module.fail_json(

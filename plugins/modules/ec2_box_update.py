@@ -76,32 +76,22 @@ notes:
 """
 
 import contextlib  # noqa: E402 - Ansible modules document themselves before their imports
-import time  # noqa: E402
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
 from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import (  # noqa: E402
+    THROTTLE_OPTIONS,
     Ec2BoxError,
     attempt_table,
     describe,
     error_of,
+    single_attempt_client,
     start_as,
+    wait_instance,
 )
 from ansible_collections.gpubox.gpubox.plugins.module_utils.tags import tag_list  # noqa: E402
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     import botocore
-    import botocore.config
-
-ONE_ATTEMPT = {"retries": {"mode": "standard", "total_max_attempts": 1}}
-
-
-def wait_state(ec2, instance_id: str, state: str, timeout: int, sleep=time.sleep, clock=time.monotonic) -> dict:
-    deadline = clock() + timeout
-    while (instance := describe(ec2, instance_id))["State"]["Name"] != state:
-        if clock() >= deadline:
-            raise Ec2BoxError(f"Instance {instance_id} is {instance['State']['Name']} after {timeout} s, not {state}.")
-        sleep(5)
-    return instance
 
 
 def apply_tags(module, ec2, change: dict) -> dict:
@@ -152,7 +142,7 @@ def apply_type(module, ec2, starter, change: dict) -> dict:
     if module.check_mode:
         return {"done": True, "note": f"Box '{name}' would be stopped, changed to {target} and started"}
     ec2.stop_instances(InstanceIds=[instance_id])
-    instance = wait_state(ec2, instance_id, "stopped", module.params["wait_timeout"])
+    instance = wait_instance(ec2, instance_id, lambda now: now == "stopped", module.params["wait_timeout"])
     others = [t for t in change.get("instance_types") or [] if t not in (target, original)]
     params = {k: module.params[k] for k in ("throttle_retries", "throttle_delay", "wait_timeout")}
     order = [target, *others, original]  # at last its own type again, so that it runs
@@ -176,8 +166,7 @@ def apply_type(module, ec2, starter, change: dict) -> dict:
 
 ARGUMENT_SPEC = {
     "changes": {"type": "list", "elements": "dict", "required": True},
-    "throttle_retries": {"type": "int", "default": 4},
-    "throttle_delay": {"type": "float", "default": 1.0},
+    **THROTTLE_OPTIONS,
     "wait_timeout": {"type": "int", "default": 600},
 }
 
@@ -185,7 +174,7 @@ ARGUMENT_SPEC = {
 def main() -> None:
     module = AnsibleAWSModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     ec2 = module.client("ec2")
-    starter = module.client("ec2", config=botocore.config.Config(**ONE_ATTEMPT))
+    starter = single_attempt_client(module)
     results, failures = [], []
     for change in module.params["changes"]:
         kind = change.get("kind")

@@ -79,7 +79,7 @@ import contextlib  # noqa: E402 - Ansible modules document themselves before the
 import time  # noqa: E402
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
-from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import Ec2BoxError, find_box  # noqa: E402
+from ansible_collections.gpubox.gpubox.plugins.module_utils.gpubox_ec2 import Ec2BoxError, find_box, poll  # noqa: E402
 from ansible_collections.gpubox.gpubox.plugins.module_utils.tags import tag_dict, tag_list  # noqa: E402
 
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
@@ -124,25 +124,32 @@ def box_instance(ec2, name: str, owner: dict) -> dict:
 
 
 def wait_volume(ec2, volume_id: str, ready, timeout: int, sleep=time.sleep, clock=time.monotonic) -> dict:
-    deadline = clock() + timeout
-    while not ready(volume := ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]):
-        if clock() >= deadline:
-            raise Ec2BoxError(f"Volume {volume_id} is {volume['State']} after {timeout} s.")
-        sleep(POLL_SECONDS)
-    return volume
+    return poll(
+        lambda: ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0],
+        ready,
+        timeout,
+        lambda volume: f"Volume {volume_id} is {volume['State']} after {timeout} s.",
+        sleep=sleep,
+        clock=clock,
+        pause=POLL_SECONDS,
+    )
 
 
 def wait_snapshot(ec2, snapshot_id: str, timeout: int, sleep=time.sleep, clock=time.monotonic) -> dict:
-    deadline = clock() + timeout
-    while (snapshot := ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0])["State"] != "completed":
-        if snapshot["State"] == "error" or clock() >= deadline:
-            raise Ec2BoxError(
-                f"Snapshot {snapshot_id} is {snapshot['State']} after {timeout} s; the data volume was not moved (it "
-                f"is as it was). Run again; delete the snapshot with aws ec2 delete-snapshot --snapshot-id "
-                f"{snapshot_id}."
-            )
-        sleep(POLL_SECONDS)
-    return snapshot
+    return poll(
+        lambda: ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0],
+        lambda snapshot: snapshot["State"] == "completed",
+        timeout,
+        lambda snapshot: (
+            f"Snapshot {snapshot_id} is {snapshot['State']} after {timeout} s; the data volume was not moved (it "
+            f"is as it was). Run again; delete the snapshot with aws ec2 delete-snapshot --snapshot-id "
+            f"{snapshot_id}."
+        ),
+        broken=lambda snapshot: snapshot["State"] == "error",
+        sleep=sleep,
+        clock=clock,
+        pause=POLL_SECONDS,
+    )
 
 
 def move_volume(ec2, volume: dict, zone: str, size: int, name: str, owner: dict, timeout: int) -> dict:

@@ -16,8 +16,8 @@ description:
     writes an entry that drifted, so the table is the one description of the path for the check and for the write.
   - A file is written by Ansible's copy action (from I(content), or from the bytes of the controller file
     I(content_file)), a directory, a link or an absent path by the file module; their check and diff modes apply.
-  - The entry's C(notify) is for the task (C(notify: "{{ item.notify | default([]) }}")); it is accepted and ignored
-    here, so an entry can be passed whole.
+  - The entries' C(notify) lists are for the task, which notifies those of the entries it loops over (see
+    EXAMPLES); the field is accepted and ignored here, so an entry can be passed whole.
 options:
   path:
     description: The absolute path on the box.
@@ -63,10 +63,11 @@ options:
 EXAMPLES = r"""
 - name: Write the role's files that drifted
   gpubox.gpubox.path_write: "{{ item }}"
-  loop: "{{ jupyter_files | selectattr('path', 'in', jupyter_drifted) }}"
+  loop: "{{ jupyter_writes }}"  # jupyter_files | selectattr('path', 'in', jupyter_drifted)
   loop_control:
     label: "{{ item.path }}"
-  notify: "{{ item.notify | default([]) }}"
+  # every entry looped differs, so each is written: the handlers are the ones its entries name
+  notify: "{{ jupyter_writes | map(attribute='notify', default=[]) | flatten | unique }}"
 """
 
 RETURN = r"""

@@ -151,6 +151,20 @@ def request_params(entry: dict) -> dict[str, list[str]]:
     return urllib.parse.parse_qs(body) or urllib.parse.parse_qs(urllib.parse.urlsplit(entry["url"]).query)
 
 
+# Where an API call's IAM action has another name (Budgets: one action to read a budget, one to change it;
+# https://docs.aws.amazon.com/cost-management/latest/userguide/billing-permissions-ref.html).
+IAM_NAMES = {
+    **dict.fromkeys(
+        ("DescribeBudget", "DescribeBudgets", "DescribeNotificationsForBudget", "DescribeSubscribersForNotification"),
+        "budgets:ViewBudget",
+    ),
+    **dict.fromkeys(
+        ("CreateBudget", "UpdateBudget", "DeleteBudget", "CreateNotification", "DeleteNotification"),
+        "budgets:ModifyBudget",
+    ),
+}
+
+
 def iam_action(entry: dict) -> str | None:
     """`service:Action` of one recorded request (SigV4 credential scope + Action parameter or X-Amz-Target);
     None for the tests' own calls and for requests that are not AWS API calls."""
@@ -162,7 +176,11 @@ def iam_action(entry: dict) -> str | None:
         return None
     target = headers.get("x-amz-target", "")
     name = target.rsplit(".", 1)[-1] if target else (request_params(entry).get("Action") or [""])[0]
-    return f"{scope.group(1)}:{name}" if name else None
+    if not name:
+        return None
+    return (
+        IAM_NAMES.get(name, f"{scope.group(1)}:{name}") if scope.group(1) == "budgets" else f"{scope.group(1)}:{name}"
+    )
 
 
 def recorded_requests(workdir: Path) -> list[dict]:

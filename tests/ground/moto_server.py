@@ -16,6 +16,10 @@ With GPUBOX_TWIN_NETWORK set, the server is also the EC2 twin (tests/ground/twin
 containers on that network, named after GPUBOX_TWIN_PREFIX, with volume files under GPUBOX_TWIN_WORKDIR and the
 instance metadata service on the network's host address, port GPUBOX_TWIN_IMDS_PORT.
 
+moto 5.2's Budgets has no UpdateBudget and no DescribeSubscribersForNotification (the two calls that read and
+change a budget in place, playbooks/budget.yml): the launcher adds them, answering as AWS documents them (an update
+keeps the budget's notifications and its spend; a missing budget or notification is NotFoundException).
+
 Shell:  python -m tests.ground.moto_server -H 127.0.0.1 -p PORT   # the arguments of python -m moto.server
 """
 
@@ -23,12 +27,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import sys
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from moto.budgets.exceptions import NotFoundException
+from moto.budgets.models import Budget, BudgetsBackend
+from moto.budgets.responses import BudgetsResponse
 from moto.ec2.models import key_pairs
 
 
@@ -77,7 +85,45 @@ def imported_key_fingerprint(public_key, hash_constructor=None) -> str:
     return ssh_sha256(public_key) if isinstance(public_key, Ed25519PublicKey) else spki_md5(public_key)
 
 
+def update_budget(self, account_id: str, new_budget: dict) -> None:
+    name = new_budget["BudgetName"]
+    if name not in self.budgets[account_id]:
+        raise NotFoundException(f"Unable to update budget: {name} - the budget doesn't exist.")
+    old = self.budgets[account_id][name]
+    kept = {k: v for k, v in old.budget.items() if k in ("TimePeriod", "CalculatedSpend") and k not in new_budget}
+    budget = Budget({**new_budget, **kept}, [])
+    budget.notifications = old.notifications
+    self.budgets[account_id][name] = budget
+
+
+def describe_subscribers_for_notification(self, account_id: str, budget_name: str, notification: dict) -> list:
+    if budget_name not in self.budgets[account_id]:
+        raise NotFoundException(f"Unable to get subscribers: {budget_name} - the budget doesn't exist.")
+    for one in self.budgets[account_id][budget_name].notifications:
+        if one.details == notification:
+            return one.subscribers
+    raise NotFoundException("Unable to get subscribers - the notification doesn't exist.")
+
+
+def _update_budget_response(self) -> str:
+    self.backend.update_budget(account_id=self._get_param("AccountId"), new_budget=self._get_param("NewBudget"))
+    return json.dumps({})
+
+
+def _describe_subscribers_response(self) -> str:
+    subscribers = self.backend.describe_subscribers_for_notification(
+        account_id=self._get_param("AccountId"),
+        budget_name=self._get_param("BudgetName"),
+        notification=self._get_param("Notification"),
+    )
+    return json.dumps({"Subscribers": subscribers})
+
+
 def patch() -> None:
+    BudgetsBackend.update_budget = update_budget
+    BudgetsBackend.describe_subscribers_for_notification = describe_subscribers_for_notification
+    BudgetsResponse.update_budget = _update_budget_response
+    BudgetsResponse.describe_subscribers_for_notification = _describe_subscribers_response
     key_pairs.random_ed25519_key_pair = random_ed25519_key_pair
     key_pairs.random_rsa_key_pair = random_rsa_key_pair
     key_pairs.public_key_fingerprint = imported_key_fingerprint

@@ -86,10 +86,28 @@ def home_env(aws_env: dict[str, str], home: Path) -> dict[str, str]:
     return dict(aws_env, HOME=str(home))
 
 
+def provisioned(aws_env: dict[str, str], home: Path, extra: dict) -> tuple[dict[str, str], PlayRun]:
+    """A throwaway HOME (home_env) and the provision.yml run that made the project's boxes there, which succeeded."""
+    env = home_env(aws_env, home)
+    run = playbook("provision", env, extra=extra)
+    assert run.rc == 0, run.output[-4000:]
+    return env, run
+
+
 def instances(ec2, *filters: tuple[str, list[str]]) -> list[dict]:
     flt = [{"Name": n, "Values": v} for n, v in filters]
     pages = ec2.get_paginator("describe_instances").paginate(Filters=flt)
     return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+
+LIVE = ["pending", "running", "stopping", "stopped"]
+
+
+def live_box(ec2, project: str, name: str) -> dict:
+    """The one instance of box `name` of the project that is not terminated (or going)."""
+    found = instances(ec2, ("tag:Name", [name]), ("tag:Project", [project]), ("instance-state-name", LIVE))
+    assert len(found) == 1, found
+    return found[0]
 
 
 def tags(resource: dict) -> dict[str, str]:

@@ -5,7 +5,11 @@ playbooks/configure.yml --tags autostop and an idle limit of 1 minute (grace 6 s
   started again, the agent runs again (enabled, re-armed by the boot);
 - `jupyter`: a real Jupyter server (jupyter_server + ipykernel from PyPI, on 127.0.0.1:8888 with its token in the
   file the jupyter role keeps it in) whose kernel executes a long cell: up past the limit;
-- `ssh`: an `ssh -tt` session: up past the limit;
+- `ssh`: an `ssh -tt` session typed into every few seconds: up past the limit;
+- `editor`: a remote editor's session as VS Code opens one (its server under ~/.vscode-server/, started by an SSH
+  session of its own), beside an `ssh -tt` terminal nobody types into and a server left behind by an earlier
+  client: up past the limit while the session is connected, off within the limit once it ends (the untouched
+  terminal and the server left behind do not count);
 - `hold`: `gpubox-hold 2h` run by the user: up past the limit;
 - `gpu`: the stand-in nvidia-smi (tests/standins/nvidia-smi/) reporting 87 % load: up past the limit;
 - `spot`: a spot box (instance_lifecycle: spot, as the EC2 inventory says) with idle stop off, watching the stand-in
@@ -14,9 +18,12 @@ playbooks/configure.yml --tags autostop and an idle limit of 1 minute (grace 6 s
 - `stopat`: idle stop off, then a converge sets autostop_stop_at to a minute or two ahead: it powers itself off then,
   after the grace, and its on-stop hook (one the test puts in /etc/gpubox/on-stop.d) ran before;
 - a second converge changes nothing and restarts no agent; a changed setting restarts it;
-- the agent stays under the issue's budget (40 MB RSS, 1 % of one core).
+- the agent stays under the issue's budget (40 MB RSS, 1 % of one core), by its own account and measured from
+  /proc over a minute.
 
-The CPU signal is left out on these hosts: in a container /proc/stat is the host's, where other tests run.
+The CPU signal is on for the idle and editor boxes, with a process burning CPU on the host meanwhile: the agent
+reads the container's own cgroup (in a container /proc/stat is the host's), so the host's load keeps no box up. It
+is left out on the boxes that must stay up, whose reasons the log must name.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import secrets
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -41,7 +49,7 @@ from tests.ground import hosts as ground_hosts
 from tests.ground.imds import INSTANCE_ACTION, ImdsStandin
 
 IMAGE = "debian12"
-BOXES = ("idle", "jupyter", "ssh", "hold", "gpu", "spot", "stopat")
+BOXES = ("idle", "jupyter", "ssh", "hold", "gpu", "spot", "editor", "stopat")
 IDLE_MINUTES, GRACE_MINUTES, POLL_SECONDS = 1, 0.1, 5
 # When a box left alone would surely have been powered off: the limit, the grace, two looks and some slack.
 PAST_LIMIT_S = IDLE_MINUTES * 60 + GRACE_MINUTES * 60 + 2 * POLL_SECONDS + 5
@@ -53,6 +61,10 @@ IDLE_LOG = "/var/lib/gpubox-test-journal.txt"
 STOP_MARK = "/var/lib/gpubox-test-on-stop"  # on the container's disk: it outlives the power-off
 MARK_HOOK = f'#!/bin/sh\necho "$GPUBOX_STOP_REASON $(date +%s)" > {STOP_MARK}\necho marked\n'
 FOLLOW = "journalctl -u gpubox-autostop -f -n all -o short-unix --no-pager"
+# A VS Code server as the editor installs it (~/.vscode-server/bin/<commit>/node), stood in for by sleep.
+VSCODE_COMMIT = "e170252f762678dec6ca2cc69aba1570769a5d39"
+VSCODE_NODE = f"/home/ubuntu/.vscode-server/bin/{VSCODE_COMMIT}/node"
+LEFT_BEHIND_NODE = "/home/ubuntu/.vscode-server/bin/0f0d87fa9e96c856c5212fc86db137ac0d783365/node"
 
 START_KERNEL = """
 import json, sys, time, urllib.request
@@ -194,6 +206,8 @@ def write_inventory(path: Path, hosts: dict, key: Path, imds_url: str) -> Path:
         "autostop_signals": ["jupyter", "gpu", "ssh", "hold"],
     }
     boxes = {name: {"ansible_port": host.ssh_port} for name, host in hosts.items()}
+    for name in ("idle", "editor"):  # boxes that must power off, with the host busy meanwhile
+        boxes[name]["autostop_signals"] = ["jupyter", "gpu", "ssh", "hold", "cpu"]
     boxes["spot"] |= {"instance_lifecycle": "spot", "autostop_idle_minutes": 0, "autostop_imds_url": imds_url}
     boxes["stopat"] |= {"autostop_idle_minutes": 0}
     path.write_text(yaml.safe_dump({"gpubox": {"hosts": boxes, "vars": common}}))
@@ -217,15 +231,58 @@ def prepare_jupyter(host: ground_hosts.TestHost) -> None:
     host.exec("env", f"PYTHONPATH={JUPYTER_DIR}", "python3", "-c", START_KERNEL, JUPYTER_TOKEN, user="ubuntu")
 
 
-def open_ssh_session(host: ground_hosts.TestHost, key: Path) -> subprocess.Popen:
-    """`ssh -tt`: an interactive session with a terminal on the box, as a person's login has."""
+def open_ssh_session(
+    host: ground_hosts.TestHost, key: Path, command: str = "exec cat >/dev/null", tty: bool = True, started: str = "cat"
+) -> subprocess.Popen:
+    """`ssh -tt`: an interactive session with a terminal on the box, as a person's login has (here `cat` reads the
+    terminal, as a shell does); without tty, a session that runs a command, as a remote editor opens one."""
     options = ["BatchMode=yes", "StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "LogLevel=ERROR"]
-    cmd = ["ssh", "-tt", "-i", str(key), "-p", str(host.ssh_port), *(a for o in options for a in ("-o", o))]
-    session = subprocess.Popen(
-        [*cmd, "ubuntu@127.0.0.1", "sleep 1800"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+    cmd = ["ssh", "-tt" if tty else "-T", "-i", str(key), "-p", str(host.ssh_port)]
+    cmd += [a for o in options for a in ("-o", o)]
+    before = host.exec("pgrep", "-u", "ubuntu", "-f", started, check=False).stdout.split()
+    session = subprocess.Popen([*cmd, "ubuntu@127.0.0.1", command], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    wait_until(
+        lambda: set(host.exec("pgrep", "-u", "ubuntu", "-f", started, check=False).stdout.split()) - set(before),
+        30,
+        f"ssh running {started}",
     )
-    wait_until(lambda: host.exec("pgrep", "-u", "ubuntu", "-x", "sleep", check=False).returncode == 0, 30, "ssh")
     return session
+
+
+class Typist(threading.Thread):
+    """Types a line into an `ssh -tt` session every few seconds: the terminal's input time moves, as `w` shows."""
+
+    def __init__(self, session: subprocess.Popen, every_s: float = 2.0):
+        super().__init__(daemon=True)
+        self.session, self.every_s, self.done = session, every_s, threading.Event()
+
+    def run(self):
+        while not self.done.wait(self.every_s):
+            try:
+                self.session.stdin.write(b"ls\n")
+                self.session.stdin.flush()
+            except OSError:
+                return
+
+
+def prepare_editor(host: ground_hosts.TestHost) -> None:
+    """The servers' files where VS Code installs them, and one left running by an earlier client (not under sshd)."""
+    for node in (VSCODE_NODE, LEFT_BEHIND_NODE):
+        host.exec("install", "-D", "-m", "0755", "/bin/sleep", node, user="ubuntu")
+    host.exec("systemd-run", "--unit", "gpubox-test-left-behind", "--uid", "ubuntu", LEFT_BEHIND_NODE, "3600")
+
+
+def proc_sample(host: ground_hosts.TestHost, pid: int) -> tuple[float, int, int]:
+    """(when, CPU ticks, VmRSS KiB) of a process of the box, from its /proc."""
+    stat = host.exec("cat", f"/proc/{pid}/stat").stdout
+    ticks = sum(int(v) for v in stat.rpartition(")")[2].split()[11:13])  # utime stime
+    rss = re.search(r"^VmRSS:\s+(\d+) kB", host.exec("cat", f"/proc/{pid}/status").stdout, re.M)
+    return time.monotonic(), ticks, int(rss.group(1))
+
+
+def burn_host_cpu() -> subprocess.Popen:
+    """One process busy on the host (outside every box), niced: other work here goes first."""
+    return subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", "while True: pass"])
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +293,9 @@ def boxes(podman_network, ssh_key, tmp_path_factory):
     imds = ImdsStandin(host=podman_network).start()  # the host's address on the test network, nothing else
     names = {box: f"gpubox-test-autostop-{box}-{suffix}" for box in BOXES}
     session = None
+    sessions: list[subprocess.Popen] = []
+    typist: Typist | None = None
+    burner: subprocess.Popen | None = None
     try:
         with ThreadPoolExecutor(len(BOXES)) as pool:
             started = pool.map(lambda box: ground_hosts.start_host(names[box], IMAGE, pubkey=pubkey), BOXES)
@@ -249,10 +309,20 @@ def boxes(podman_network, ssh_key, tmp_path_factory):
         hosts["stopat"].exec("sh", "-c", "cat > /etc/gpubox/on-stop.d/10-mark", input=MARK_HOOK)
         hosts["stopat"].exec("chmod", "0755", "/etc/gpubox/on-stop.d/10-mark")
         session = open_ssh_session(hosts["ssh"], ssh_key)
+        typist = Typist(session)
+        typist.start()
+        prepare_editor(hosts["editor"])
+        sessions.append(open_ssh_session(hosts["editor"], ssh_key))  # a terminal nobody types into
+        # The editor's connection: sshd runs the server's command (VS Code: its CLI, then node) in a session of
+        # its own without a terminal, and the server lives as long as the connection does.
+        editor = open_ssh_session(hosts["editor"], ssh_key, f"{VSCODE_NODE} 1800", tty=False, started=VSCODE_NODE)
+        sessions.append(editor)
         inventory = write_inventory(tmp / "hosts.yml", hosts, ssh_key, imds.url)
         result = Boxes(hosts, inventory, imds)
-        result.ssh_session = session
+        result.ssh_session, result.editor_session = session, editor
         result.first = result.converge()
+        burner = result.burner = burn_host_cpu()  # until the idle box is off
+        result.editor_sample = proc_sample(hosts["editor"], agent_pid(hosts["editor"]))
         # The user sets a hold (no root needed); the agent reads it at its next look.
         result.hold = hosts["hold"].exec("gpubox-hold", "2h", user="ubuntu").stdout
         # The idle box's journal lives on a tmpfs (podman's systemd mode) and goes with the power-off: a follower on
@@ -260,9 +330,15 @@ def boxes(podman_network, ssh_key, tmp_path_factory):
         hosts["idle"].exec("systemd-run", "--unit", "gpubox-test-journal", "sh", "-c", f"exec {FOLLOW} > {IDLE_LOG}")
         yield result
     finally:
-        if session:
-            session.kill()
-            session.wait()
+        if typist:
+            typist.done.set()
+        if burner:
+            burner.kill()
+            burner.wait()
+        for each in [session, *sessions]:
+            if each:
+                each.kill()
+                each.wait()
         for name in names.values():  # every container, started or not
             ground_hosts.TestHost(name, 0, "").remove()
         imds.stop()
@@ -365,8 +441,14 @@ def test_a_box_stops_at_its_stop_at_after_its_on_stop_hook(boxes):
 
 
 def test_idle_box_powers_itself_off_after_the_limit(boxes):
+    """With the CPU signal on and one of the host's CPUs busy all along: the box's own cgroup is what counts."""
     host = boxes.hosts["idle"]
+    assert boxes.burner.poll() is None, "the host's CPU burner stopped"
+    cpu = json.loads(boxes.hosts["editor"].exec("cat", "/run/gpubox/autostop.json").stdout)["signals"]["cpu"]
+    assert re.fullmatch(r"cpu \d% of \d+ CPUs", cpu), cpu  # the editor box's cgroup: under 10 %, host busy
     wait_until(lambda: container_state(host)["Status"] == "exited", 180, "the idle box's power-off", step=2)
+    assert boxes.burner.poll() is None, "the host's CPU burner stopped before the box did"
+    boxes.burner.kill()
     log = read_file_of_stopped(host, IDLE_LOG)
     start = [float(line.split()[0]) for line in log.splitlines() if "]: start: idle_minutes 1," in line]
     warning = [
@@ -390,6 +472,7 @@ def test_idle_box_powers_itself_off_after_the_limit(boxes):
         ("ssh", "active: ssh terminal pts/"),
         ("hold", "active: hold by ubuntu until"),
         ("gpu", f"active: gpu {GPU_LOAD}%"),
+        ("editor", "active: ssh vscode remote session (pid "),
     ],
 )
 def test_activity_keeps_the_box_up_past_the_limit(boxes, box, why):
@@ -406,6 +489,41 @@ def test_activity_keeps_the_box_up_past_the_limit(boxes, box, why):
     log = journal(host)
     assert why in log, log
     assert "warning:" not in log and "poweroff" not in log, log
+
+
+def test_ssh_box_is_up_for_the_typing_not_for_the_open_terminal(boxes):
+    log = journal(boxes.hosts["ssh"])
+    assert re.search(r"active: ssh terminal pts/\d+ typed [\d.]+ s ago", log), log
+
+
+def test_agent_footprint_over_a_minute_from_proc(boxes):
+    """VmRSS and CPU ticks of the agent from the box's /proc, a minute apart or more, on the box whose agent does
+    the most (SSH sessions, an editor's command lines, the CPU signal)."""
+    host = boxes.hosts["editor"]
+    pid = agent_pid(host)
+    start, ticks0, _rss = boxes.editor_sample
+    time.sleep(max(0.0, 60 - (time.monotonic() - start)))
+    end, ticks1, rss = proc_sample(host, pid)
+    per_second = int(host.exec("getconf", "CLK_TCK").stdout)
+    share = (ticks1 - ticks0) / per_second / (end - start)
+    assert rss <= 40 * 1024, rss
+    assert share <= 0.01, (ticks1 - ticks0, end - start)
+
+
+def test_editor_disconnect_lets_the_box_stop_within_the_limit(boxes):
+    """The client goes; a server left behind by an earlier client runs on, the untouched terminal stays open;
+    neither is use, so the box powers off after the idle limit."""
+    host = boxes.hosts["editor"]
+    assert container_state(host)["Status"] == "running"
+    boxes.editor_session.kill()
+    boxes.editor_session.wait()
+    gone = time.time()
+    assert host.exec("pgrep", "-f", LEFT_BEHIND_NODE, check=False).returncode == 0
+    assert host.exec("pgrep", "-u", "ubuntu", "-x", "cat", check=False).returncode == 0  # the terminal, open
+    wait_until(lambda: container_state(host)["Status"] == "exited", PAST_LIMIT_S + 30, "the editor box's power-off")
+    finished = podman_time(container_state(host)["FinishedAt"])
+    # Not before the limit (the session counted until it ended), nor much after it.
+    assert IDLE_MINUTES * 60 - POLL_SECONDS <= finished - gone <= PAST_LIMIT_S + 20, finished - gone
 
 
 def test_started_again_the_agent_is_armed_again(boxes):

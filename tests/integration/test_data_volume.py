@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, tags
+from tests.integration.ec2play import SSH_CIDR, live_box, playbook, provisioned, tags
 
 PROJECT = "pytest-data"
 ZONE, OTHER = "us-west-2a", "us-west-2b"
-LIVE = ["pending", "running", "stopping", "stopped"]
 BOX = {"name": "keep", "instance_type": "g4dn.xlarge", "zones": [ZONE], "data_volume": 20}
 CHANGING = (
     "RunInstances",
@@ -30,10 +29,8 @@ CHANGING = (
 
 @pytest.fixture(scope="module")
 def story(proxy, tmp_path_factory):
-    env = home_env(proxy.env, tmp_path_factory.mktemp("data") / "home")
     proxy.clear()
-    run = playbook("provision", env, extra=settings())
-    assert run.rc == 0, run.output[-4000:]
+    env, run = provisioned(proxy.env, tmp_path_factory.mktemp("data") / "home", settings())
     return {"env": env, "first": run, "calls": changes(proxy)}
 
 
@@ -51,9 +48,7 @@ def changes(proxy) -> list[str]:
 
 
 def instance(ec2) -> dict:
-    found = instances(ec2, ("tag:Name", ["keep"]), ("tag:Project", [PROJECT]), ("instance-state-name", LIVE))
-    assert len(found) == 1, found
-    return found[0]
+    return live_box(ec2, PROJECT, "keep")
 
 
 def data_volumes(ec2) -> list[dict]:

@@ -19,12 +19,11 @@ import pytest
 from botocore.stub import Stubber
 
 from tests.conftest import ROOT, load_module
-from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, tags
+from tests.integration.ec2play import LIVE, SSH_CIDR, home_env, instances, playbook, tags
 
 PROJECT = "pytest-failover"
 REGION = "us-west-2"
 ICE = "InsufficientInstanceCapacity"
-LIVE = ["pending", "running", "stopping", "stopped"]
 # Throttled requests are repeated after 0.05 s, 0.1 s... instead of 1 s, 2 s...
 FAST = {"ec2_launch_throttle_delay": 0.05}
 
@@ -421,15 +420,14 @@ def test_every_request_carries_the_candidate_on_the_instance_only(stubbed):
 def test_runinstances_is_made_once_per_call():
     """The client the module launches with makes one attempt: a 500 or 503 comes back at once, not after botocore's
     three (tests/unit/test_ec2faults.py shows botocore's default)."""
-    import botocore.config
 
-    client = boto3.client(
-        "ec2",
-        region_name=REGION,
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=botocore.config.Config(**launcher.ONE_ATTEMPT),
-    )
+    class Module:  # what AnsibleAWSModule.client does with a config
+        def client(self, service, config=None):
+            return boto3.client(
+                service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x", config=config
+            )
+
+    client = refusals.single_attempt_client(Module())
     assert client.meta.config.retries["total_max_attempts"] == 1
 
 

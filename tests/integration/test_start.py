@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, load_module
-from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, tags
+from tests.integration.ec2play import SSH_CIDR, instances, live_box, playbook, provisioned, tags
 
 PROJECT = "pytest-start"
 ICE = "InsufficientInstanceCapacity"
 ZONE = "us-west-2a"
-LIVE = ["pending", "running", "stopping", "stopped"]
 # The declaration: three GPU types (all offered in us-west-2a), in order of preference.
 TYPES = ["g4dn.xlarge", "g5.xlarge", "g6.xlarge"]
 BOXES = [
@@ -34,9 +33,7 @@ starter = load_module(ROOT / "plugins/modules/ec2_box_start.py")
 
 @pytest.fixture(scope="module")
 def story(proxy, tmp_path_factory):
-    env = home_env(proxy.env, tmp_path_factory.mktemp("start") / "home")
-    run = playbook("provision", env, extra=settings())
-    assert run.rc == 0, run.output[-4000:]
+    env, _run = provisioned(proxy.env, tmp_path_factory.mktemp("start") / "home", settings())
     return {"env": env}
 
 
@@ -45,9 +42,7 @@ def settings(boxes: list[dict] | None = None, **more) -> dict:
 
 
 def box(ec2, name: str) -> dict:
-    found = instances(ec2, ("tag:Name", [name]), ("tag:Project", [PROJECT]), ("instance-state-name", LIVE))
-    assert len(found) == 1, found
-    return found[0]
+    return live_box(ec2, PROJECT, name)
 
 
 def starts(proxy) -> list[tuple[str, str, str, str]]:

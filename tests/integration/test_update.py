@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.ec2play import SSH_CIDR, home_env, instances, playbook, tags
+from tests.integration.ec2play import SSH_CIDR, live_box, playbook, provisioned, tags
 
 PROJECT = "pytest-update"
 ZONE = "us-west-2a"
-LIVE = ["pending", "running", "stopping", "stopped"]
 BOX = {"name": "day", "instance_type": "g4dn.xlarge", "zones": [ZONE], "autostop": 60, "max_hours": 0}
 SPOT = {"name": "night", "instance_type": "g4dn.2xlarge", "zones": [ZONE], "market": "spot", "stop_at": "06:30"}
 CHANGING = ("CreateTags", "ModifyInstanceAttribute", "ModifyVolume", "StopInstances", "StartInstances")
@@ -25,9 +24,7 @@ CHANGING = ("CreateTags", "ModifyInstanceAttribute", "ModifyVolume", "StopInstan
 
 @pytest.fixture(scope="module")
 def story(proxy, tmp_path_factory):
-    env = home_env(proxy.env, tmp_path_factory.mktemp("update") / "home")
-    run = playbook("provision", env, extra=settings())
-    assert run.rc == 0, run.output[-4000:]
+    env, _run = provisioned(proxy.env, tmp_path_factory.mktemp("update") / "home", settings())
     return {"env": env}
 
 
@@ -41,9 +38,7 @@ def provision(story, proxy, box: dict | None = None, *args: str, **more):
 
 
 def instance(ec2, name: str = "day") -> dict:
-    found = instances(ec2, ("tag:Name", [name]), ("tag:Project", [PROJECT]), ("instance-state-name", LIVE))
-    assert len(found) == 1, found
-    return found[0]
+    return live_box(ec2, PROJECT, name)
 
 
 def plan(run) -> list[str]:

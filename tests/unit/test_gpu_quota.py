@@ -43,6 +43,11 @@ def _quota(code, value):
     return {"Quota": {"ServiceCode": "ec2", "QuotaCode": code, "Value": float(value)}}
 
 
+def _expect_quota(sq_stub, code, value):
+    """The next GetServiceQuota asks for EC2's quota `code` and is answered `value`."""
+    sq_stub.add_response("get_service_quota", _quota(code, value), {"ServiceCode": "ec2", "QuotaCode": code})
+
+
 def test_quota_classes():
     assert quota.quota_class("g4dn.xlarge") == "G"
     assert quota.quota_class("g5g.2xlarge") == "G"
@@ -58,9 +63,7 @@ def test_quota_too_low_is_refused_with_console_link(clients):
         "describe_instances",
         _running(("g4dn.xlarge", None, 2, 2), ("g5.xlarge", "spot", 2, 2), ("t3.micro", None, 1, 2)),
     )
-    sq_stub.add_response(
-        "get_service_quota", _quota("L-DB2E81BA", 8), {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA"}
-    )
+    _expect_quota(sq_stub, "L-DB2E81BA", 8)
     boxes = [{"name": "big", "instance_type": "g4dn.2xlarge", "vcpus": 8, "market": "on-demand"}]
 
     report, refusals, warnings = quota.check_quotas(sq, ec2, REGION, boxes)
@@ -86,9 +89,7 @@ def test_quota_too_low_is_refused_with_console_link(clients):
 def test_zero_quota_for_p_spot_is_refused(clients):
     sq, ec2, sq_stub, ec2_stub = clients
     ec2_stub.add_response("describe_instances", _running())
-    sq_stub.add_response(
-        "get_service_quota", _quota("L-7212CCBC", 0), {"ServiceCode": "ec2", "QuotaCode": "L-7212CCBC"}
-    )
+    _expect_quota(sq_stub, "L-7212CCBC", 0)
     boxes = [{"name": "h100", "instance_type": "p5.48xlarge", "vcpus": 192, "market": "spot"}]
 
     _, refusals, _ = quota.check_quotas(sq, ec2, REGION, boxes)
@@ -102,12 +103,8 @@ def test_enough_quota_passes_and_sums_boxes_per_quota(clients):
     sq, ec2, sq_stub, ec2_stub = clients
     ec2_stub.add_response("describe_instances", _running())
     # sorted by (market, class): on-demand G, then spot G
-    sq_stub.add_response(
-        "get_service_quota", _quota("L-DB2E81BA", 8), {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA"}
-    )
-    sq_stub.add_response(
-        "get_service_quota", _quota("L-3819A6DF", 4), {"ServiceCode": "ec2", "QuotaCode": "L-3819A6DF"}
-    )
+    _expect_quota(sq_stub, "L-DB2E81BA", 8)
+    _expect_quota(sq_stub, "L-3819A6DF", 4)
     boxes = [
         {"name": "a", "instance_type": "g4dn.xlarge", "vcpus": 4, "market": "on-demand"},
         {"name": "b", "instance_type": "g4dn.xlarge", "vcpus": 4, "market": "on-demand"},
@@ -153,12 +150,8 @@ def test_a_box_fits_when_one_of_its_candidates_does(clients):
     """Spot G has no room, on-demand G has: the box is not refused, its spot candidates are named and left out."""
     sq, ec2, sq_stub, ec2_stub = clients
     ec2_stub.add_response("describe_instances", _running())
-    sq_stub.add_response(
-        "get_service_quota", _quota("L-DB2E81BA", 8), {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA"}
-    )
-    sq_stub.add_response(
-        "get_service_quota", _quota("L-3819A6DF", 0), {"ServiceCode": "ec2", "QuotaCode": "L-3819A6DF"}
-    )
+    _expect_quota(sq_stub, "L-DB2E81BA", 8)
+    _expect_quota(sq_stub, "L-3819A6DF", 0)
     zones = ("us-west-2a", "us-west-2b")
     box = {
         "name": "big",
@@ -181,12 +174,8 @@ def test_a_box_none_of_whose_candidates_fits_is_refused_with_each_quota(clients)
     sq, ec2, sq_stub, ec2_stub = clients
     ec2_stub.add_response("describe_instances", _running(("g4dn.xlarge", None, 2, 2)))
     # sorted by (market, class): on-demand G, then on-demand P
-    sq_stub.add_response(
-        "get_service_quota", _quota("L-DB2E81BA", 4), {"ServiceCode": "ec2", "QuotaCode": "L-DB2E81BA"}
-    )
-    sq_stub.add_response(
-        "get_service_quota", _quota("L-417A185B", 0), {"ServiceCode": "ec2", "QuotaCode": "L-417A185B"}
-    )
+    _expect_quota(sq_stub, "L-DB2E81BA", 4)
+    _expect_quota(sq_stub, "L-417A185B", 0)
     box = {"name": "h", "candidates": [{"instance_type": "p4d.24xlarge"}, {"instance_type": "g5.xlarge"}]}
 
     _, refusals, _, impossible = quota.plan_quotas(sq, ec2, REGION, [box], {"p4d.24xlarge": 96, "g5.xlarge": 4})

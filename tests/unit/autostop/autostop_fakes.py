@@ -3,6 +3,7 @@ fake clock, a fake /proc, hold folders."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from gpubox_autostop.decisions import Reading
@@ -47,13 +48,27 @@ class FakeTime:
         return self.wall0 + (self.mono - self.mono0)
 
 
-def make_proc(root: Path, processes: list[tuple[int, str, int, int]]) -> Path:
-    """A fake /proc: one stat file per (pid, comm, ppid, tty_nr), as the kernel writes it."""
-    for pid, comm, ppid, tty in processes:
-        (root / str(pid)).mkdir(parents=True)
-        fields = ["S", str(ppid), str(pid), str(pid), str(tty), "-1", "4194560"] + ["0"] * 40
+def make_proc(root: Path, processes: list[tuple]) -> Path:
+    """A fake /proc: one stat file per (pid, comm, ppid, tty_nr[, CPU ticks[, command line]]), as the kernel writes
+    them (the ticks as utime; a process written again gets its new ticks)."""
+    for pid, comm, ppid, tty, *more in processes:
+        ticks, argv = (more[0] if more else 0), (more[1] if len(more) > 1 else None)
+        (root / str(pid)).mkdir(parents=True, exist_ok=True)
+        fields = ["S", str(ppid), str(pid), str(pid), str(tty), "-1", "4194560", "0", "0", "0", "0", str(ticks)]
+        fields += ["0"] * 40
         (root / str(pid) / "stat").write_text(f"{pid} ({comm}) {' '.join(fields)}\n")
+        if argv is not None:
+            (root / str(pid) / "cmdline").write_bytes(b"".join(a.encode() + b"\0" for a in argv))
     return root
+
+
+def make_pts(dev: Path, n: int, typed_at: float) -> Path:
+    """A fake /dev/pts/N whose input time (atime) is typed_at."""
+    (dev / "pts").mkdir(parents=True, exist_ok=True)
+    path = dev / "pts" / str(n)
+    path.touch()
+    os.utime(path, (typed_at, typed_at))
+    return path
 
 
 def pts(n: int) -> int:

@@ -11,72 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from autostop_fakes import NOW, FakeTime, make_proc, pts, settings
+from autostop_fakes import NOW, FakeTime, make_proc, make_pts, pts, settings
 from gpubox_autostop import probes as probes_module
 from gpubox_autostop.decisions import Reading
-from gpubox_autostop.probes import CpuProbe, Probes, probe_gpu, probe_job, probe_jupyter, probe_ssh, ssh_terminals
+from gpubox_autostop.probes import CpuProbe, Probes, probe_gpu, probe_job, probe_jupyter
 from gpubox_autostop.util import parse_utc
 
 from tests.ground.net import send_json
-
-
-def test_ssh_terminal_under_sshd_counts_and_a_tunnel_does_not(tmp_path):
-    proc = make_proc(
-        tmp_path / "proc",
-        [
-            (1, "systemd", 0, 0),
-            (100, "sshd", 1, 0),  # the listener
-            (200, "sshd", 100, 0),  # a session: privileged monitor
-            (201, "sshd", 200, 0),  # its user process
-            (202, "bash", 201, pts(0)),  # the login shell on pts/0
-            (203, "python", 202, pts(0)),
-            (300, "sshd", 100, 0),  # ssh -N: a session with no terminal and no children
-            (301, "sshd", 300, 0),
-        ],
-    )
-    assert ssh_terminals(str(proc)) == ["pts/0"]
-    assert probe_ssh(str(proc)) == Reading("ssh", True, "ssh terminal pts/0")
-
-
-def test_a_tunnel_alone_is_not_an_ssh_session(tmp_path):
-    proc = make_proc(tmp_path / "proc", [(1, "systemd", 0, 0), (100, "sshd", 1, 0), (300, "sshd", 100, 0)])
-    assert probe_ssh(str(proc)) == Reading("ssh", False, "ssh: no terminal")
-
-
-def test_openssh_98_sessions_and_other_terminals(tmp_path):
-    proc = make_proc(
-        tmp_path / "proc",
-        [
-            (1, "systemd", 0, 0),
-            (100, "sshd", 1, 0),
-            (400, "sshd-session", 100, 0),  # OpenSSH 9.8+ (Debian 13)
-            (401, "sshd-session", 400, 0),
-            (402, "tmux: client", 401, pts(300)),  # pts/300: the second pts major
-            (500, "conmon", 1, 0),
-            (501, "bash", 500, pts(5)),  # podman exec -t: a terminal, not SSH
-            (600, "tmux: server", 1, pts(7)),  # a detached tmux: not under sshd
-            (601, "bash", 600, pts(8)),
-            (700, "getty", 1, (4 << 8) | 1),  # tty1: not a pts
-            (800, "weird) (name", 401, pts(9)),  # a comm with parentheses and spaces
-        ],
-    )
-    assert ssh_terminals(str(proc)) == ["pts/9", "pts/300"]
-    assert probe_ssh(str(proc)).detail == "ssh terminals pts/9, pts/300"
-
-
-def test_ssh_scan_survives_garbage_and_vanished_processes(tmp_path):
-    proc = make_proc(tmp_path / "proc", [(1, "systemd", 0, 0), (100, "sshd", 1, 0), (101, "bash", 100, pts(2))])
-    (proc / "102").mkdir()  # vanished: no stat
-    (proc / "103").mkdir()
-    (proc / "103" / "stat").write_text("garbage")
-    (proc / "self").mkdir()
-    (proc / "104").mkdir()
-    (proc / "104" / "stat").write_text("104 (loop) S 105 0 0 34816\n")  # a parent loop: 104 <-> 105
-    (proc / "105").mkdir()
-    (proc / "105" / "stat").write_text("105 (loop) S 104 0 0 0\n")
-    assert ssh_terminals(str(proc)) == ["pts/2"]
-    assert ssh_terminals(str(tmp_path / "missing")) == []
-    assert isinstance(ssh_terminals("/proc"), list)  # the real one reads
 
 
 def test_cpu_share_between_two_polls(tmp_path):
@@ -88,9 +29,9 @@ def test_cpu_share_between_two_polls(tmp_path):
             "cpu0 0 0 0 0 0 0 0 0 0 0\ncpu1 0 0 0 0 0 0 0 0 0 0\nintr 1 2 3\n"
         )
 
-    probe = CpuProbe(10.0, str(path))
+    probe = CpuProbe(10.0, str(path), cgroup_root=str(tmp_path / "no-cgroup"), own_cpu=lambda: 0.0)
     write(100, 100, 1000)
-    assert probe() == Reading("cpu", detail="cpu: first sample")
+    assert probe() == Reading("cpu", detail=f"cpu: first sample ({path})")
     write(200, 200, 1200)  # 200 busy of 400
     assert probe() == Reading("cpu", True, "cpu 50% of 2 CPUs")
     write(205, 200, 1395)  # 5 busy of 200
@@ -99,6 +40,41 @@ def test_cpu_share_between_two_polls(tmp_path):
     assert probe().active
     path.unlink()
     assert probe().error.startswith("cpu: ")
+
+
+@pytest.mark.parametrize(
+    ("file", "scale"),
+    [("cpu.stat", "v2"), ("cpuacct/cpuacct.usage", "v1"), ("cpu,cpuacct/cpuacct.usage", "v1")],
+)
+def test_cpu_is_the_boxs_cgroup_less_the_agent_not_the_hosts(tmp_path, file, scale):
+    """In a container /proc/stat is the host's: a host at 100 % must not keep the box up; the cgroup tells."""
+    host = tmp_path / "stat"
+    host.write_text("cpu  1000000 0 0 0 0 0 0 0 0 0\ncpu0 1 0 0 0\ncpu1 1 0 0 0\n")  # the host: all busy
+    cgroup = tmp_path / "cgroup"
+    (cgroup / file).parent.mkdir(parents=True, exist_ok=True)
+    fake, own = FakeTime(mono=500.0), [3.0]
+
+    def used(seconds: float):
+        text = (
+            f"usage_usec {int(seconds * 1e6)}\nuser_usec 0\nsystem_usec 0\n"
+            if scale == "v2"
+            else f"{int(seconds * 1e9)}\n"
+        )
+        (cgroup / file).write_text(text)
+
+    probe = CpuProbe(10.0, str(host), str(cgroup), fake.clock, own_cpu=lambda: own[0], cpus=lambda: 2)
+    used(100.0)
+    assert probe() == Reading("cpu", detail=f"cpu: first sample ({cgroup / file})")
+    fake.mono += 60  # 120 CPU seconds there were
+    used(101.0)  # the box's own processes: 1 s
+    assert probe() == Reading("cpu", False, "cpu 1% of 2 CPUs")
+    fake.mono += 60
+    used(101.0 + 30.0)
+    assert probe() == Reading("cpu", True, "cpu 25% of 2 CPUs")
+    fake.mono += 60
+    used(131.0 + 30.0)
+    own[0] += 24.0  # of which the agent's own: 24 s; the rest, 6 s of 120, is below 10 %
+    assert probe() == Reading("cpu", False, "cpu 5% of 2 CPUs")
 
 
 def fake_nvidia_smi(tmp_path: Path, monkeypatch, script: str) -> Path:
@@ -231,10 +207,13 @@ def test_probes_read_only_the_enabled_signals(tmp_path, monkeypatch):
     monkeypatch.setattr(probes_module, "probe_jupyter", lambda *a: pytest.fail("jupyter is not enabled"))
     monkeypatch.setattr(probes_module, "probe_gpu", lambda *a: pytest.fail("gpu is not enabled"))
     s = settings(signals="ssh,cpu,hold", hold_dir=str(tmp_path / "hold"))
-    readings = Probes(s, proc_root=str(proc)).collect()
+    fake = FakeTime(wall=NOW)
+    make_pts(tmp_path / "dev", 1, NOW - 20)  # typed into 20 s ago
+    dirs = {"proc_root": str(proc), "dev_root": str(tmp_path / "dev"), "cgroup_root": str(tmp_path)}
+    readings = Probes(s, fake.clock, fake.wall, **dirs).collect()
     assert readings == [
-        Reading("ssh", True, "ssh terminal pts/1"),
-        Reading("cpu", detail="cpu: first sample"),
+        Reading("ssh", True, "ssh terminal pts/1 typed 20 s ago", activity_ago=20.0),
+        Reading("cpu", detail=f"cpu: first sample ({proc / 'stat'})"),
         Reading("hold", detail="hold: none"),
     ]
 
@@ -260,7 +239,7 @@ def test_a_probe_that_raises_is_a_failed_probe_not_a_crash(tmp_path, monkeypatch
     def broken(*args):
         raise RuntimeError("surprise")
 
-    monkeypatch.setattr(probes_module, "probe_ssh", broken)
+    monkeypatch.setattr(probes_module.sessions.SessionProbe, "__call__", broken)
     readings = Probes(settings(signals="ssh,hold", hold_dir=str(tmp_path))).collect()
     assert readings == [
         Reading("ssh", error="ssh probe failed: RuntimeError: surprise"),

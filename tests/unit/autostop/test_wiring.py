@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from autostop_fakes import FakeTime, make_proc, quiet, settings
+from gpubox_autostop.decisions import Reading
 from gpubox_autostop.wiring import run_agent, seconds_since_system_start
 
 
@@ -87,6 +88,14 @@ def test_a_reboot_rearms_a_stale_status_file_is_not_read(tmp_path):
     assert commands == []
     assert not any(line.startswith("warning") for line in lines)
     assert json.loads(status.read_text())["line"] == "idle 59/60 min: no signal"
+
+
+def test_the_status_file_says_what_each_signal_read(tmp_path):
+    readings = quiet(ssh=Reading("ssh", detail="ssh: terminal pts/0 untouched 1 h"), gpu=Reading("gpu", error="boom"))
+    _lines, _commands, s = run_fake_agent(tmp_path, 120, lambda: readings)
+    signals = json.loads(Path(s.status_file).read_text())["signals"]
+    assert signals["ssh"] == "ssh: terminal pts/0 untouched 1 h" and signals["gpu"] == "boom"
+    assert set(signals) == {"jupyter", "gpu", "ssh", "cpu", "hold", "job"}
 
 
 def test_the_cap_alone_needs_no_probes(tmp_path):

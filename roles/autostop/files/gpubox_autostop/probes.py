@@ -1,5 +1,6 @@
 """The probes, each small, each returning a Reading: Jupyter (its REST API, with the token), the GPU (nvidia-smi),
-SSH terminals (from /proc), the CPU (/proc/stat between two polls), holds (hold.py reads the files) and running
+SSH sessions in use (sessions.py: terminals typed into or busy, remote editors connected), the CPU (the box's
+cgroup, or /proc/stat, between two polls), holds (hold.py reads the files) and running
 jobs; and Probes, which runs the enabled ones, with backoff for Jupyter and nvidia-smi, and never lets one crash
 the agent."""
 
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from . import sessions
 from .decisions import Reading
 from .hold import read_holds
 from .settings import Settings
@@ -31,8 +33,6 @@ from .util import (
     run_command,
 )
 
-SSHD_NAMES = frozenset({"sshd", "sshd-session"})
-PTS_MAJORS = range(136, 144)  # UNIX98_PTY_SLAVE_MAJOR .. +7 (Documentation/admin-guide/devices.txt)
 PROBE_BACKOFF_CAP_S = 600.0
 
 
@@ -126,84 +126,79 @@ def read_cpu_times(path: str = "/proc/stat") -> CpuTimes:
     return CpuTimes(busy, busy + idle + steal, max(1, cpus))
 
 
-class CpuProbe:
-    """CPU busy share of all CPUs between two calls (the first call has nothing to compare with)."""
+def read_cgroup_usage(cgroup_root: str) -> tuple[float, str] | None:
+    """CPU seconds used by the processes of the cgroup mounted at cgroup_root (the box's own: a container's, or the
+    whole machine's at the root), and the file read; None where no cgroup tells."""
+    v2 = os.path.join(cgroup_root, "cpu.stat")  # cgroup v2: usage_usec
+    try:
+        with open(v2, encoding="ascii") as handle:
+            for line in handle:
+                key, _unused, value = line.partition(" ")
+                if key == "usage_usec":
+                    return int(value) / 1e6, v2
+    except OSError:
+        pass
+    for folder in ("cpuacct", "cpu,cpuacct"):  # cgroup v1: cpuacct.usage, nanoseconds
+        v1 = os.path.join(cgroup_root, folder, "cpuacct.usage")
+        try:
+            with open(v1, encoding="ascii") as handle:
+                return int(handle.read().strip()) / 1e9, v1
+        except OSError:
+            continue
+    return None
 
-    def __init__(self, threshold: float, path: str = "/proc/stat"):
-        self.threshold, self.path = threshold, path
-        self.previous: CpuTimes | None = None
+
+def own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+class CpuProbe:
+    """CPU busy share of all CPUs between two calls (the first call has nothing to compare with), less the agent's
+    own. What the box's processes used is read from its cgroup (the container's own in a container, where
+    /proc/stat is the host's; the root cgroup on a machine); /proc/stat where no cgroup tells."""
+
+    def __init__(
+        self,
+        threshold: float,
+        path: str = "/proc/stat",
+        cgroup_root: str = "/sys/fs/cgroup",
+        clock: Callable[[], float] = time.monotonic,
+        own_cpu: Callable[[], float] = own_cpu_seconds,
+        cpus: Callable[[], int] = usable_cpus,
+    ):
+        self.threshold, self.path, self.cgroup_root = threshold, path, cgroup_root
+        self.clock, self.own_cpu, self.cpus = clock, own_cpu, cpus
+        self.previous: tuple[str, float, float, float] | None = None  # source, used s, of s, own s
+
+    def _sample(self) -> tuple[str, float, float, int]:
+        """(source, CPU seconds used, CPU seconds there were, CPUs) now."""
+        cgroup = read_cgroup_usage(self.cgroup_root)
+        if cgroup is not None:
+            cpus = self.cpus()
+            return cgroup[1], cgroup[0], self.clock() * cpus, cpus
+        times = read_cpu_times(self.path)
+        tick = os.sysconf("SC_CLK_TCK")
+        return self.path, times.busy / tick, times.total / tick, times.cpus
 
     def __call__(self) -> Reading:
         try:
-            now = read_cpu_times(self.path)
+            source, used, there, cpus = self._sample()
         except (OSError, ValueError, IndexError) as exc:
             return Reading("cpu", error=f"cpu: {self.path} unreadable: {describe_error(exc)}")
-        before, self.previous = self.previous, now
-        if before is None or now.total <= before.total:
-            return Reading("cpu", detail="cpu: first sample")
-        share = 100.0 * (now.busy - before.busy) / (now.total - before.total)
-        return Reading("cpu", share > self.threshold, f"cpu {share:.0f}% of {now.cpus} CPUs")
-
-
-def _proc_table(proc_root: str) -> dict[int, tuple[str, int, int]]:
-    """pid -> (comm, ppid, tty_nr) from /proc/*/stat; processes that vanish meanwhile are skipped."""
-    table: dict[int, tuple[str, int, int]] = {}
-    try:
-        names = os.listdir(proc_root)
-    except OSError:
-        return table
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(os.path.join(proc_root, name, "stat"), encoding="utf-8", errors="replace") as handle:
-                text = handle.read()
-        except OSError:
-            continue
-        # comm may hold spaces and parentheses: it ends at the last ')'
-        head, _unused, tail = text.rpartition(")")
-        comm = head.partition("(")[2]
-        rest = tail.split()
-        if len(rest) < 5:
-            continue
-        try:
-            table[int(name)] = (comm, int(rest[1]), int(rest[4]))
-        except ValueError:
-            continue
-    return table
-
-
-def pts_name(tty_nr: int) -> str | None:
-    major = (tty_nr >> 8) & 0xFFF
-    minor = (tty_nr & 0xFF) | ((tty_nr >> 12) & 0xFFF00)
-    if major not in PTS_MAJORS:
-        return None
-    return f"pts/{(major - PTS_MAJORS.start) * 256 + minor}"
-
-
-def ssh_terminals(proc_root: str = "/proc") -> list[str]:
-    """Terminals (pts/N) of processes that descend from sshd: interactive SSH sessions, not -N tunnels."""
-    table = _proc_table(proc_root)
-    found: set[str] = set()
-    for _pid, (_comm, ppid, tty) in table.items():
-        name = pts_name(tty)
-        if name is None or name in found:
-            continue
-        parent, hops = ppid, 0
-        while parent > 1 and parent in table and hops < 64:  # hops: a loop in a changing table cannot hang us
-            if table[parent][0] in SSHD_NAMES:
-                found.add(name)
-                break
-            parent, hops = table[parent][1], hops + 1
-    return sorted(found, key=lambda n: int(n.partition("/")[2]))
-
-
-def probe_ssh(proc_root: str = "/proc") -> Reading:
-    terminals = ssh_terminals(proc_root)
-    if not terminals:
-        return Reading("ssh", detail="ssh: no terminal")
-    word = "terminal" if len(terminals) == 1 else "terminals"
-    return Reading("ssh", True, f"ssh {word} {', '.join(terminals)}")
+        own = self.own_cpu()
+        before, self.previous = self.previous, (source, used, there, own)
+        if before is None or before[0] != source or there <= before[2]:
+            return Reading("cpu", detail=f"cpu: first sample ({source})")
+        share = 100.0 * max(0.0, (used - before[1]) - (own - before[3])) / (there - before[2])
+        return Reading("cpu", share > self.threshold, f"cpu {share:.0f}% of {cpus} CPUs")
 
 
 def probe_job(jobs_dir: str) -> Reading:
@@ -239,9 +234,12 @@ class Probes:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         proc_root: str = "/proc",
+        dev_root: str = "/dev",
+        cgroup_root: str = "/sys/fs/cgroup",
     ):
         self.settings, self.clock, self.wall_clock, self.proc_root = settings, clock, wall_clock, proc_root
-        self.cpu = CpuProbe(settings.cpu_threshold, os.path.join(proc_root, "stat"))
+        self.cpu = CpuProbe(settings.cpu_threshold, os.path.join(proc_root, "stat"), cgroup_root, clock)
+        self.ssh = sessions.SessionProbe(proc_root, dev_root, settings.poll_seconds, clock, wall_clock)
         self.backoff = {name: Backoff(settings.poll_seconds, PROBE_BACKOFF_CAP_S) for name in ("jupyter", "gpu")}
         self.last_error: dict[str, str] = {}
 
@@ -254,7 +252,7 @@ class Probes:
         if "gpu" in enabled:
             probes.append(("gpu", partial(self._with_backoff, "gpu", partial(probe_gpu, s.gpu_threshold))))
         if "ssh" in enabled:
-            probes.append(("ssh", partial(probe_ssh, self.proc_root)))
+            probes.append(("ssh", self.ssh))
         if "cpu" in enabled:
             probes.append(("cpu", self.cpu))
         if "hold" in enabled:

@@ -188,6 +188,7 @@ def run_agent(
             settings.status_file,
             {"time": wall_clock(), "phase": decider.phase, "line": last_line, "poweroff_at": deadline}
             | {"idle_minutes": settings.idle_minutes, "max_hours": settings.max_hours}
+            | {"signals": {r.source: r.error or r.detail for r in readings}}
             | self_usage(),
         )
         wait(decider.next_wait(clock()))
