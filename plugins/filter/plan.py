@@ -4,8 +4,9 @@
 The declaration is the truth. For each box that exists, each setting whose declared value differs from what AWS has
 is a row of the plan, with what this run does about it:
 
-  autostop, max_hours   the instance's Autostop / MaxHours tags are set to the declared values now; the box's agent
-                        gets them at the next configure.yml (site.yml runs it right after)
+  autostop, max_hours,  the instance's Autostop / MaxHours / StopAt tags are set to the declared values now; the
+  stop_at               box's agent gets them at the next configure.yml (site.yml runs it right after); a box
+                        without a StopAt tag has no daily stop
   instance_type         (the box's type is not among the declared ones) the first declared type that its zone offers
                         and that fits its image: set now on a stopped box; on a running one only with
                         gpubox_allow_restart=yes (stop, change, start), else the plan says how; a spot box cannot
@@ -135,13 +136,17 @@ def box_plan(
             f"gpubox_only={name} -e gpubox_confirm=yes) and run site.yml, which launches it anew with its files"
         )
 
-        # autostop and max_hours: the instance's tags, which the dynamic inventory gives the autostop role
+        # autostop, max_hours and stop_at: the instance's tags, which the dynamic inventory gives the autostop role
         retag = {}
         for setting, key in (("autostop", "Autostop"), ("max_hours", "MaxHours")):
             declared = str(int(box.get(setting) or 0))
             if key in tags and tags[key] != declared:
                 say(setting, tags[key], declared, "tag")
                 retag[key] = declared
+        stop_at = str(box.get("stop_at") or "").strip()
+        if tags.get("StopAt", "") != stop_at:
+            say("stop_at", tags.get("StopAt") or "none", stop_at or "none", "tag")
+            retag["StopAt"] = stop_at
         if retag:
             changes.append({"box": name, "instance_id": instance_id, "kind": "tags", "tags": retag})
 
