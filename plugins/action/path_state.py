@@ -1,6 +1,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """path_state, run cheaply: the module's own file (plugins/modules/path_state.py) as a plain Python script over the
-connection, `python3 -c SOURCE PATHS_JSON`, instead of as a module.
+connection, `python3 -c SOURCE PATHS_JSON FOLDERS_JSON`, instead of as a module.
 
 A module run ships a zipped payload and imports Ansible's module_utils on the box: ~0.25 s of the box's CPU per run,
 and each role reads its paths on every converge. The reading code needs only Python's standard library, so this runs
@@ -17,7 +17,10 @@ from pathlib import Path
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-ARGUMENT_SPEC = {"paths": {"type": "list", "elements": "str", "required": True}}
+ARGUMENT_SPEC = {
+    "paths": {"type": "list", "elements": "str", "required": True},
+    "list": {"type": "list", "elements": "str", "default": []},
+}
 
 
 class ActionModule(ActionBase):
@@ -33,7 +36,9 @@ class ActionModule(ActionBase):
         if not found.resolved:
             raise AnsibleActionFail("path_state: the collection gpubox.gpubox has no module path_state")
         source = Path(found.plugin_resolved_path).read_text()
-        command = shlex.join([self._python(task_vars or {}), "-c", source, json.dumps(args["paths"])])
+        command = shlex.join(
+            [self._python(task_vars or {}), "-c", source, json.dumps(args["paths"]), json.dumps(args["list"])]
+        )
         run = self._low_level_execute_command(command, sudoable=True)
         # The answer is the last line (a terminal, if one was asked for, mixes in what went to stderr).
         lines = run.get("stdout", "").strip().splitlines()

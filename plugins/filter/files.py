@@ -14,12 +14,22 @@ Anything it cannot judge counts as drift, so the task runs and decides.
 `drifted_paths`: of a role's table of what it writes (path, state, mode, owner, group, content, content_file or src:
 the arguments of path_drifts), the paths that drift. A role gates the include of its writing tasks on it: a no-op
 skips one task, not one per file.
+
+`unit_drop_in_dirs`: the folders where a drop-in of a systemd unit changes it and that the machine's administrator
+(not its packages) owns: /etc and /run, `systemctl edit`'s and `systemctl set-property`'s (system.control) places.
+
+`foreign_paths`: what a role did not write in the folders path_state listed for it (`list`): each entry matching a
+pattern (drop-ins are `*.conf`) that is neither in the role's table nor allowed by name, as an entry of that table
+to remove (state absent, with the handlers that apply the change). A role appends them to what it writes: a rerun
+removes them, a check reports them.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
+import posixpath
 import stat
 
 KINDS = {"file": "isreg", "directory": "isdir", "link": "islnk"}  # and "absent": drifts when it is there
@@ -92,6 +102,44 @@ def drifted_paths(found, wanted) -> list[str]:
     ]
 
 
+def unit_drop_in_dirs(unit) -> list[str]:
+    """The administrator's drop-in folders of `unit` ("jupyter" or "jupyter.service")."""
+    name = str(unit) if "." in str(unit) else f"{unit}.service"
+    return [
+        f"{root}/{name}.d"
+        for root in (
+            "/etc/systemd/system",
+            "/etc/systemd/system.control",
+            "/run/systemd/system",
+            "/run/systemd/system.control",
+        )
+    ]
+
+
+def foreign_paths(found, folders, wanted=None, allowed=None, notify=None, pattern="*.conf") -> list[dict]:
+    """The entries of `found` (a path_state result with `list`) directly in one of `folders`, whose name matches
+    `pattern` and is not in `allowed`, and whose path is not one of `wanted` (the role's table): each as
+    {path, state: absent, notify}."""
+    files = found.get("files") if isinstance(found, dict) else None
+    homes = {posixpath.normpath(str(f)) for f in folders or []}
+    own = {posixpath.normpath(str(w["path"])) for w in wanted or [] if isinstance(w, dict) and "path" in w}
+    kept = {str(name) for name in allowed or []}
+    return [
+        {"path": path, "state": "absent", "notify": list(notify or [])}
+        for path in (str(f.get("path", "")) for f in files or [] if isinstance(f, dict))
+        if posixpath.dirname(path) in homes
+        and fnmatch.fnmatchcase(posixpath.basename(path), pattern)
+        and posixpath.basename(path) not in kept
+        and path not in own
+    ]
+
+
 class FilterModule:
     def filters(self):
-        return {"file_mode": file_mode, "path_drifts": path_drifts, "drifted_paths": drifted_paths}
+        return {
+            "file_mode": file_mode,
+            "path_drifts": path_drifts,
+            "drifted_paths": drifted_paths,
+            "unit_drop_in_dirs": unit_drop_in_dirs,
+            "foreign_paths": foreign_paths,
+        }

@@ -20,6 +20,8 @@ description:
     not followed.
   - The filter path_drifts (plugins/filter/files.py) compares an entry with what a file, copy or template task would
     leave, so a role runs one module for all its paths instead of a stat, or a checksum and a file run, per path.
+  - With I(list), the entries of those folders too (each in the same shape, not following links; a folder that does
+    not exist lists nothing): a role finds there what it did not write (a drop-in of its unit) in the same run.
   - Reads only; runs in check mode too.
   - The project's action plugin of the same name runs this file as a plain Python script over the connection (no
     module payload, no Ansible imports on the box); without it, the module runs as any other.
@@ -29,6 +31,11 @@ options:
     type: list
     elements: str
     required: true
+  list:
+    description: Absolute paths of folders whose entries are described as well (after I(paths), sorted by name).
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -36,12 +43,18 @@ EXAMPLES = r"""
   path_state:
     paths: [/etc/gpubox, /etc/gpubox/autostop.conf]
   register: autostop_found
+
+- name: Read the unit's file and what its drop-in folder holds
+  path_state:
+    paths: [/etc/systemd/system/jupyter.service]
+    list: [/etc/systemd/system/jupyter.service.d]
+  register: jupyter_found
 """
 
 RETURN = r"""
 files:
   description: One entry per path that exists (path, isreg, isdir, islnk, mode as "0644", uid, gid, pw_name, gr_name,
-    size; checksum for a regular file, lnk_target for a link).
+    size; checksum for a regular file, lnk_target for a link), then one per entry of the folders in I(list).
   type: list
   elements: dict
   returned: always
@@ -91,14 +104,23 @@ def describe(path: str) -> dict | None:
     return entry
 
 
-def read(paths: list[str]) -> dict:
+def entries(folder: str) -> list[str]:
+    """The paths in `folder`, sorted; none when it is missing or not a folder (a link to one is not followed)."""
+    if not os.path.isdir(folder) or os.path.islink(folder):
+        return []
+    return [os.path.join(folder, name) for name in sorted(os.listdir(folder))]
+
+
+def read(paths: list[str], folders: list[str] | None = None) -> dict:
     """The task's result: {"changed": false, "files": [...]}, or {"failed": true, "msg": ...}."""
     paths = [os.path.normpath(p) for p in paths]
-    bad = [p for p in paths if not p.startswith("/")]
+    folders = [os.path.normpath(p) for p in folders or []]
+    bad = [p for p in paths + folders if not p.startswith("/")]
     if bad:
         return {"failed": True, "msg": f"path_state: paths must be absolute, got {bad}"}
     try:
-        files = [entry for entry in map(describe, dict.fromkeys(paths)) if entry]
+        listed = [path for folder in dict.fromkeys(folders) for path in entries(folder)]
+        files = [entry for entry in map(describe, dict.fromkeys(paths + listed)) if entry]
     except OSError as err:
         return {"failed": True, "msg": f"path_state: cannot read {err.filename}: {err.strerror}"}
     return {"changed": False, "files": files}
@@ -108,17 +130,23 @@ def main() -> None:
     from ansible.module_utils.basic import AnsibleModule
 
     module = AnsibleModule(
-        argument_spec={"paths": {"type": "list", "elements": "str", "required": True}}, supports_check_mode=True
+        argument_spec={
+            "paths": {"type": "list", "elements": "str", "required": True},
+            "list": {"type": "list", "elements": "str", "default": []},
+        },
+        supports_check_mode=True,
     )
-    result = read(module.params["paths"])
+    result = read(module.params["paths"], module.params["list"])
     if result.get("failed"):
         module.fail_json(msg=result["msg"])
     module.exit_json(**result)
 
 
 if __name__ == "__main__":
-    if sys.argv[0] == "-c":  # `python3 -c SOURCE PATHS_JSON`, as the action plugin runs it
+    if sys.argv[0] == "-c":  # `python3 -c SOURCE PATHS_JSON [FOLDERS_JSON]`, as the action plugin runs it
         # a plain script there, not a module run: its answer is its output
-        print(json.dumps(read(json.loads(sys.argv[1]))))  # pylint: disable=ansible-bad-function
+        print(  # pylint: disable=ansible-bad-function
+            json.dumps(read(json.loads(sys.argv[1]), json.loads(sys.argv[2]) if len(sys.argv) > 2 else []))
+        )
     else:
         main()

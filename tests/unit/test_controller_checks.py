@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, load_module, run_local_play
+from tests.conftest import ROOT, changed_count, load_module, run_local_play
 
 firewall = load_module(ROOT / "plugins/filter/firewall.py", "gpubox_firewall_filter")
 files = load_module(ROOT / "plugins/filter/files.py", "gpubox_files_filter")
@@ -258,3 +258,141 @@ def test_path_drifts_of_a_binary_file_against_a_file_here(tmp_path):
     assert files.drifted_paths(found, table) == [str(box / "other")]
     wanted.write_bytes(b"#!/usr/bin/python3\nnew")
     assert files.drifted_paths(found, table) == [path, str(box / "other")]
+
+
+def test_path_state_lists_folders(tmp_path):
+    """`list`: each entry of those folders too, in the same shape (a link not followed, a missing folder none), after
+    the paths and without repeating one; the same from the module and from the script the action runs."""
+    dropins = tmp_path / "jupyter.service.d"
+    dropins.mkdir()
+    (dropins / "override.conf").write_text("[Service]\n")
+    (dropins / "gpubox.conf").write_text("[Service]\n")
+    os.symlink(tmp_path / "elsewhere", dropins / "linked.conf")
+    (tmp_path / "unit").write_text("[Unit]\n")
+    os.symlink(dropins, tmp_path / "link-to-folder")
+    paths = [str(tmp_path / "unit"), str(dropins / "gpubox.conf")]
+    folders = [str(dropins), str(tmp_path / "missing.d"), str(tmp_path / "link-to-folder"), str(tmp_path / "unit")]
+    args = tmp_path.parent / f"{tmp_path.name}-list-args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"paths": paths, "list": folders}}))
+    module = subprocess.run(
+        [sys.executable, str(ROOT / "plugins/modules/path_state.py"), str(args)], capture_output=True
+    )
+    as_module = json.loads(module.stdout)
+    source = (ROOT / "plugins/modules/path_state.py").read_text()
+    script = subprocess.run([sys.executable, "-c", source, json.dumps(paths), json.dumps(folders)], capture_output=True)
+    as_script = json.loads(script.stdout)
+    assert as_module["files"] == as_script["files"]
+    assert [f["path"] for f in as_script["files"]] == [
+        str(tmp_path / "unit"),
+        str(dropins / "gpubox.conf"),
+        str(dropins / "linked.conf"),
+        str(dropins / "override.conf"),
+    ]
+    assert as_script["files"][2]["islnk"] and as_script["files"][3]["isreg"]
+    refused = subprocess.run([sys.executable, "-c", source, "[]", '["etc/x.d"]'], capture_output=True, text=True)
+    assert json.loads(refused.stdout)["failed"]
+
+
+def test_unit_drop_in_dirs():
+    assert files.unit_drop_in_dirs("jupyter") == [
+        "/etc/systemd/system/jupyter.service.d",
+        "/etc/systemd/system.control/jupyter.service.d",
+        "/run/systemd/system/jupyter.service.d",
+        "/run/systemd/system.control/jupyter.service.d",
+    ]
+    assert files.unit_drop_in_dirs("gpubox-autostop.service")[0] == "/etc/systemd/system/gpubox-autostop.service.d"
+    assert files.unit_drop_in_dirs("backup.timer")[2] == "/run/systemd/system/backup.timer.d"
+
+
+def test_foreign_paths_are_what_the_role_did_not_write():
+    found = {
+        "files": [
+            {"path": "/etc/systemd/system/jupyter.service"},
+            {"path": "/etc/systemd/system/jupyter.service.d/gpubox.conf"},
+            {"path": "/etc/systemd/system/jupyter.service.d/override.conf"},
+            {"path": "/etc/systemd/system/jupyter.service.d/notes.txt"},  # not a drop-in: systemd reads *.conf
+            {"path": "/etc/systemd/system/jupyter.service.d/kept.conf"},
+            {"path": "/run/systemd/system/jupyter.service.d/50-run.conf"},
+            {"path": "/etc/systemd/system/other.service.d/x.conf"},  # not a listed folder
+        ]
+    }
+    folders = ["/etc/systemd/system/jupyter.service.d", "/run/systemd/system/jupyter.service.d/"]
+    table = [
+        {"path": "/etc/systemd/system/jupyter.service"},
+        {"path": "/etc/systemd/system/jupyter.service.d/gpubox.conf"},
+    ]
+    foreign = files.foreign_paths(found, folders, table, ["kept.conf"], ["Restart jupyter"])
+    assert foreign == [
+        {
+            "path": "/etc/systemd/system/jupyter.service.d/override.conf",
+            "state": "absent",
+            "notify": ["Restart jupyter"],
+        },
+        {"path": "/run/systemd/system/jupyter.service.d/50-run.conf", "state": "absent", "notify": ["Restart jupyter"]},
+    ]
+    assert [f["path"] for f in files.foreign_paths(found, folders, pattern="*")][-2:] == [
+        "/etc/systemd/system/jupyter.service.d/kept.conf",
+        "/run/systemd/system/jupyter.service.d/50-run.conf",
+    ]
+    assert files.foreign_paths({"skipped": True}, folders) == [] and files.foreign_paths(None, folders) == []
+
+
+def test_a_foreign_drop_in_is_reported_then_removed(tmp_path):
+    """The roles' shape: path_state reads the table's paths and lists the folder in one run, foreign_paths adds what
+    the role did not write to the entries to write, path_write removes it and notifies its handler. --check reports
+    it by path and leaves it; the run removes it, keeps the allowed one; a rerun changes nothing."""
+    box = tmp_path / "unit.service.d"
+    box.mkdir()
+    (box / "gpubox.conf").write_text("[Service]\n")
+    (box / "override.conf").write_text("[Service]\nExecStart=\n")
+    (box / "kept.conf").write_text("[Service]\n")
+    table = [{"path": str(box / "gpubox.conf"), "state": "file", "content": "[Service]\n", "notify": ["Restarted"]}]
+    plays = [
+        {
+            "name": "Drop-ins",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "vars": {
+                "t_files": table,
+                "t_writes": "{{ (t_files | selectattr('path', 'in', t_found | gpubox.gpubox.drifted_paths(t_files))"
+                " | list) + t_found | gpubox.gpubox.foreign_paths([t_dir], t_files, ['kept.conf'], ['Restarted']) }}",
+                "t_dir": str(box),
+            },
+            "tasks": [
+                {
+                    "name": "Read",
+                    "gpubox.gpubox.path_state": {
+                        "paths": "{{ t_files | map(attribute='path') }}",
+                        "list": ["{{ t_dir }}"],
+                    },
+                    "register": "t_found",
+                    "check_mode": False,
+                },
+                {
+                    "name": "Write",
+                    "gpubox.gpubox.path_write": "{{ item }}",
+                    "loop": "{{ t_writes }}",
+                    "loop_control": {"label": "{{ item.path }}"},
+                    "notify": "{{ t_writes | map(attribute='notify', default=[]) | flatten | unique }}",
+                },
+            ],
+            "handlers": [
+                {
+                    "name": "Restarted",
+                    "ansible.builtin.copy": {"content": "restarted\n", "dest": str(tmp_path / "restarted")},
+                }
+            ],
+        }
+    ]
+    checked = run_local_play(tmp_path / "play.yml", plays, args=("--check",))
+    assert checked.returncode == 0, checked.stdout
+    assert f"changed: [localhost] => (item={box / 'override.conf'})" in checked.stdout
+    assert (box / "override.conf").exists() and not (tmp_path / "restarted").exists()  # check mode ran no handler
+    run = run_local_play(tmp_path / "play.yml", plays)
+    assert run.returncode == 0 and changed_count(run.stdout) > 0, run.stdout
+    assert sorted(p.name for p in box.iterdir()) == ["gpubox.conf", "kept.conf"]
+    assert (tmp_path / "restarted").read_text() == "restarted\n"
+    (tmp_path / "restarted").unlink()
+    again = run_local_play(tmp_path / "play.yml", plays)
+    assert changed_count(again.stdout) == 0, again.stdout
+    assert not (tmp_path / "restarted").exists()
