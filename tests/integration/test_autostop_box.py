@@ -18,6 +18,8 @@ playbooks/configure.yml --tags autostop and an idle limit of 1 minute (grace 6 s
 - `stopat`: idle stop off, then a converge sets autostop_stop_at to a minute or two ahead: it powers itself off then,
   after the grace, and its on-stop hook (one the test puts in /etc/gpubox/on-stop.d) ran before;
 - a second converge changes nothing and restarts no agent; a changed setting restarts it;
+- on `hold`, drop-ins of the unit the role did not write (in /etc and /run): --check names them, a rerun removes
+  them (one autostop_allowed_drop_ins names stays) and restarts the agent without them;
 - the agent stays under the issue's budget (40 MB RSS, 1 % of one core), by its own account and measured from
   /proc over a minute.
 
@@ -559,3 +561,41 @@ def test_a_changed_setting_restarts_the_agent(boxes):
     assert changed_count(changed.stdout) > 0
     assert agent_pid(host) != before
     assert "max_hold_hours = 12\n" in host.exec("/usr/local/sbin/gpubox-autostop", "check-config").stdout
+
+
+def test_a_drop_in_the_role_did_not_write_is_reported_then_removed(boxes):
+    """The unit is what the role writes: a drop-in of gpubox-autostop in /etc or /run that the role did not write
+    (`systemctl edit`) is named by --check and left; a rerun removes it, restarts the agent without it, and keeps
+    a drop-in autostop_allowed_drop_ins names; a second rerun changes nothing."""
+    host = boxes.hosts["hold"]
+    foreign = "/etc/systemd/system/gpubox-autostop.service.d/override.conf"
+    runtime = "/run/systemd/system/gpubox-autostop.service.d/60-runtime.conf"  # /etc masks the same name
+    allowed = "/etc/systemd/system/gpubox-autostop.service.d/50-site.conf"
+    for path, variable in ((foreign, "GPUBOX_FOREIGN"), (runtime, "GPUBOX_RUNTIME"), (allowed, "GPUBOX_SITE")):
+        host.exec("install", "-d", path.rsplit("/", 1)[0])
+        host.exec("sh", "-c", f"printf '[Service]\\nEnvironment={variable}=1\\n' > {path}")
+    host.exec("systemctl", "daemon-reload")
+    environment = host.exec("systemctl", "show", "-p", "Environment", "gpubox-autostop").stdout
+    assert all(f"{v}=1" in environment for v in ("GPUBOX_FOREIGN", "GPUBOX_RUNTIME", "GPUBOX_SITE")), environment
+    keep = ("-e", json.dumps({"autostop_allowed_drop_ins": ["50-site.conf"]}), "--limit", "hold")
+    before = agent_pid(host)
+
+    checked = boxes.converge(*keep, "--check")
+    assert checked.returncode == 0, checked.stdout[-3000:]
+    assert f"changed: [hold] => (item={foreign})" in checked.stdout, checked.stdout[-3000:]
+    assert f"changed: [hold] => (item={runtime})" in checked.stdout
+    assert allowed not in checked.stdout
+    assert host.exec("test", "-e", foreign, check=False).returncode == 0 and agent_pid(host) == before
+
+    repaired = boxes.converge(*keep)
+    assert changed_count(repaired.stdout) > 0
+    assert host.exec("ls", foreign.rsplit("/", 1)[0]).stdout.split() == ["50-site.conf"]
+    assert host.exec("test", "-e", runtime, check=False).returncode != 0
+    environment = host.exec("systemctl", "show", "-p", "Environment", "gpubox-autostop").stdout
+    assert "GPUBOX_SITE=1" in environment and "GPUBOX_FOREIGN" not in environment, environment
+    assert "GPUBOX_RUNTIME" not in environment
+    assert host.exec("systemctl", "is-active", "gpubox-autostop").stdout.strip() == "active"
+    assert agent_pid(host) != before  # restarted without them
+
+    again = boxes.converge(*keep)
+    assert changed_count(again.stdout) == 0, again.stdout.split("PLAY RECAP")[-1]
