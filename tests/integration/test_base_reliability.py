@@ -5,6 +5,8 @@ playbooks/configure.yml with `--tags base`:
   for it and succeeds;
 - drift: password login turned back on (in the role's drop-in, in sshd_config and in a cloud-init style
   drop-in) → rerun with --tags base → keys only again → a second run changes nothing;
+- drift: an sshd drop-in the role did not write → check mode names it and changes nothing → rerun with --tags
+  base → removed, sshd back to its settings, cloud-init's drop-in kept → a second run changes nothing;
 - drift: the login-environment helpers edited → check mode reports it and changes nothing → rerun with --tags
   base → restored → a second run changes nothing.
 """
@@ -98,6 +100,28 @@ def test_password_login_drift_repaired(box, tmp_path):
     assert {"passwordauthentication no", "permitrootlogin no", "kbdinteractiveauthentication no"} <= effective(host)
     offered = password_offered(host, tmp_path)
     assert "Permission denied (publickey)" in offered, offered
+
+    again = configure()
+    assert changed_count(again.stdout) == 0, again.stdout[-3000:]
+
+
+def test_foreign_sshd_drop_in_removed(box):
+    host, configure, _ = box
+    foreign, cloud_init = "/etc/ssh/sshd_config.d/99-foreign.conf", "/etc/ssh/sshd_config.d/50-cloud-init.conf"
+    host.exec("sh", "-c", f"echo 'MaxAuthTries 2' > {foreign}; echo 'PasswordAuthentication no' > {cloud_init}")
+    host.exec("systemctl", "reload", "ssh")
+    assert "maxauthtries 2" in effective(host)
+
+    checked = configure(True, "--check")
+    assert changed_count(checked.stdout) > 0 and f"(item={foreign})" in checked.stdout, checked.stdout[-3000:]
+    assert cloud_init not in checked.stdout
+    assert host.exec("cat", foreign).stdout == "MaxAuthTries 2\n"
+
+    repaired = configure()
+    assert changed_count(repaired.stdout) > 0
+    assert host.exec("test", "-e", foreign, check=False).returncode != 0
+    assert host.exec("cat", cloud_init).stdout == "PasswordAuthentication no\n"
+    assert "maxauthtries 6" in effective(host)  # sshd's default again
 
     again = configure()
     assert changed_count(again.stdout) == 0, again.stdout[-3000:]
