@@ -82,6 +82,15 @@ def test_listens_on_loopback_only(host):
     assert probe.rc != 0 and "Connection refused" in probe.stderr
 
 
+def test_only_the_roles_unit_no_drop_in_it_did_not_write(host):
+    """prepare.yml left a drop-in (`systemctl edit`) that makes the server listen on every address: the converge
+    removed it (the notes beside it, which systemd does not read, stay: the drop-in was there)."""
+    folder = "/etc/systemd/system/jupyter.service.d"
+    assert host.check_output(f"ls -A {folder}").split() == ["notes.txt"]
+    assert "jupyter.service.d" not in host.check_output("systemctl show -p DropInPaths --value jupyter")
+    assert "0.0.0.0" not in host.check_output("systemctl show -p ExecStart --value jupyter")
+
+
 def test_token_required(host):
     tok = token(host)
     assert len(tok) >= 32
