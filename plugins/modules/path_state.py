@@ -21,7 +21,7 @@ description:
   - The filter path_drifts (plugins/filter/files.py) compares an entry with what a file, copy or template task would
     leave, so a role runs one module for all its paths instead of a stat, or a checksum and a file run, per path.
   - With I(list), the entries of those folders too (each in the same shape, not following links; a folder that does
-    not exist lists nothing): a role finds there what it did not write (a drop-in of its unit) in the same run.
+    not exist lists nothing), so a role finds there what it did not write (a drop-in of its unit) in the same run.
   - Reads only; runs in check mode too.
   - The project's action plugin of the same name runs this file as a plain Python script over the connection (no
     module payload, no Ansible imports on the box); without it, the module runs as any other.
