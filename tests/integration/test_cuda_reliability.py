@@ -9,7 +9,9 @@ playbooks/configure.yml with `--tags cuda`, against the stand-in NVIDIA reposito
   same repository added → rerun with --tags cuda → repaired → a second run changes nothing;
 - drift with the driver packages in (cuda_driver_force): the repository's key deleted, its pin and its source
   changed, NVIDIA's persistence daemon disabled and the role's drop-in removed → check mode reports it and
-  changes nothing → rerun with --tags cuda → repaired → a second run changes nothing.
+  changes nothing → rerun with --tags cuda → repaired → a second run changes nothing;
+- a drop-in of NVIDIA's persistence daemon the role did not write (persistence mode off): check mode names it →
+  rerun with --tags cuda → removed (an allowed one kept) → a second run changes nothing.
 """
 
 from __future__ import annotations
@@ -166,4 +168,37 @@ def test_repository_and_persistence_drift_repaired(box, standin):
     assert "--user nvidia-persistenced" in exec_start and "--no-persistence-mode" not in exec_start
 
     again = configure(**forced)
+    assert changed_count(again.stdout) == 0, again.stdout[-3000:]
+
+
+def test_foreign_persistenced_drop_in_removed(box):
+    """A drop-in of nvidia-persistenced the role did not write (`systemctl edit`, persistence mode off): --check
+    names it and changes nothing; a rerun removes it, the daemon's unit is the package's and the role's again, and
+    the one cuda_allowed_drop_ins names stays; a second run changes nothing."""
+    host, configure = box
+    allowed = {"cuda_driver_force": True, "cuda_reboot": False, "cuda_allowed_drop_ins": ["50-site.conf"]}
+    configure(**allowed)  # the driver packages in (as the test before leaves them)
+    folder = DROPIN.rsplit("/", 1)[0]
+    foreign, kept = f"{folder}/override.conf", f"{folder}/50-site.conf"
+    override = "[Service]\nExecStart=\nExecStart=/usr/bin/nvidia-persistenced --no-persistence-mode\n"
+    host.exec("sh", "-c", f"cat > {foreign}", input=override)
+    host.exec("sh", "-c", f"printf '[Service]\\nEnvironment=GPUBOX_SITE=1\\n' > {kept}")
+    host.exec("systemctl", "daemon-reload")
+
+    def exec_start() -> str:
+        return host.exec("systemctl", "show", "-p", "ExecStart", "--value", "nvidia-persistenced").stdout
+
+    assert "--no-persistence-mode" in exec_start()
+    checked = configure(True, "--check", **allowed)
+    assert changed_count(checked.stdout) > 0 and f"(item={foreign})" in checked.stdout, checked.stdout[-3000:]
+    assert kept not in checked.stdout
+    assert "--no-persistence-mode" in host.exec("cat", foreign).stdout
+
+    assert changed_count(configure(**allowed).stdout) > 0
+    assert host.exec("ls", folder).stdout.split() == ["50-site.conf", "gpubox.conf"]
+    assert "--user nvidia-persistenced" in exec_start() and "--no-persistence-mode" not in exec_start()
+    environment = host.exec("systemctl", "show", "-p", "Environment", "nvidia-persistenced").stdout
+    assert "GPUBOX_SITE=1" in environment
+
+    again = configure(**allowed)
     assert changed_count(again.stdout) == 0, again.stdout[-3000:]

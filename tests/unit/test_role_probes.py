@@ -250,3 +250,19 @@ def test_cuda_probe_reads_the_dmi_product_name(tmp_path, monkeypatch):
     assert cuda.probe(want)["product_name"] == "g5.xlarge"
     monkeypatch.setattr(cuda, "read", lambda path: None)  # no DMI (a container, another hypervisor)
     assert cuda.probe(want)["product_name"] == ""
+
+
+def test_cuda_probe_lists_the_daemons_drop_in_folders(tmp_path):
+    """What the persistence daemon's drop-in folders hold, in path_state's shape (foreign_paths reads it); a
+    missing folder holds nothing."""
+    folder = tmp_path / "nvidia-persistenced.service.d"
+    folder.mkdir()
+    (folder / "gpubox.conf").write_text("[Service]\n")
+    (folder / "override.conf").write_text("[Service]\n")
+    want = {"dropin": str(folder / "gpubox.conf"), "dropin_content": "[Service]\n"}
+    state = cuda.persistenced_state({**want, "dropin_dirs": [str(folder), str(tmp_path / "missing.d")]})
+    assert state["dropin_ok"]
+    assert state["dropins"] == {
+        "files": [{"path": str(folder / "gpubox.conf")}, {"path": str(folder / "override.conf")}]
+    }
+    assert cuda.persistenced_state(want)["dropins"] == {"files": []}

@@ -8,6 +8,7 @@ nor python3-apt nor systemd (a machine without systemd reports systemd: false).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -100,10 +101,25 @@ def repo_state(want: dict) -> dict:
     return state
 
 
+def listed(folders: list[str]) -> dict:
+    """The entries of `folders` (missing ones have none), in path_state's shape: {"files": [{"path": ...}]}."""
+    paths = []
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            paths += [os.path.join(folder, name) for name in sorted(os.listdir(folder))]
+    return {"files": [{"path": path} for path in paths]}
+
+
 def persistenced_state(want: dict) -> dict:
     """NVIDIA's persistence daemon: its unit (from the driver packages), whether it is enabled and running,
-    and whether the role's drop-in is as it should be."""
-    state = {"unit": False, "enabled": "", "active": "", "dropin_ok": read(want["dropin"]) == want["dropin_content"]}
+    whether the role's drop-in is as it should be, and what its drop-in folders hold (`dropins`)."""
+    state = {
+        "unit": False,
+        "enabled": "",
+        "active": "",
+        "dropin_ok": read(want["dropin"]) == want["dropin_content"],
+        "dropins": listed(want.get("dropin_dirs", [])),
+    }
     if not os.path.isdir("/run/systemd/system"):
         return state
     _rc, out = run(["systemctl", "show", "-p", "LoadState,UnitFileState,ActiveState", "nvidia-persistenced.service"])
