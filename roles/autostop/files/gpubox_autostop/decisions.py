@@ -150,13 +150,7 @@ class Autostop:
         if now >= self.deadline:
             return self._poweroff(now)
         left = fmt_duration(self.deadline - now)
-        if self.reason == "cap":
-            line = f"warning: up {fmt_duration(now - self.boot_at)} (max_hours {fmt_number(self.settings.max_hours)})"
-        elif self.reason == "stop_at":
-            line = f"warning: stop_at {self.settings.stop_at}"
-        else:
-            line = f"warning: idle {int(self.idle_seconds(now) // 60)} min"
-        return self._emit(now, ("warning", self.reason, errors), f"{line}, powering off in {left}")
+        return self._emit(now, ("warning", self.reason, errors), f"warning: {self._why(now)}, powering off in {left}")
 
     def _stop_at_held(
         self, now: float, held: Sequence[Reading], readings: Sequence[Reading], cancelled: bool = False
@@ -205,13 +199,15 @@ class Autostop:
 
     def _poweroff(self, now: float) -> Decision:
         self.phase, self.poweroff_at = "poweroff", now
+        return Decision("poweroff", f"poweroff: {self._why(now)}", log=True, poweroff=True, reason=self.reason)
+
+    def _why(self, now: float) -> str:
+        """Why the box goes off, as the warning and the power-off say it."""
         if self.reason == "cap":
-            line = f"poweroff: up {fmt_duration(now - self.boot_at)} (max_hours {fmt_number(self.settings.max_hours)})"
-        elif self.reason == "stop_at":
-            line = f"poweroff: stop_at {self.settings.stop_at}"
-        else:
-            line = f"poweroff: idle {int(self.idle_seconds(now) // 60)} min"
-        return Decision("poweroff", line, log=True, poweroff=True, reason=self.reason)
+            return f"up {fmt_duration(now - self.boot_at)} (max_hours {fmt_number(self.settings.max_hours)})"
+        if self.reason == "stop_at":
+            return f"stop_at {self.settings.stop_at}"
+        return f"idle {int(self.idle_seconds(now) // 60)} min"
 
     def _after_poweroff(self, now: float) -> Decision:
         # Why retry: the command may have failed, or systemd refused it; never give up on a box that is unused.
