@@ -12,8 +12,8 @@ that writes a path runs only when it drifted (missing, another type, content, mo
 Anything it cannot judge counts as drift, so the task runs and decides.
 
 `drifted_paths`: of a role's table of what it writes (path, state, mode, owner, group, content, content_file or src:
-the arguments of path_drifts), the paths that drift. A role gates the include of its writing tasks on it: a no-op
-skips one task, not one per file.
+the arguments of path_drifts), the paths that drift. A role writes only those entries (one gpubox.gpubox.path_write
+loop over them): a no-op skips one task, not one per file.
 
 `unit_drop_in_dirs`: the folders where a drop-in of a systemd unit changes it and that the machine's administrator
 (not its packages) owns: /etc and /run, `systemctl edit`'s and `systemctl set-property`'s (system.control) places.
@@ -95,8 +95,7 @@ FIELDS = ("state", "mode", "owner", "group", "content", "content_file", "src")
 
 def drifted_paths(found, wanted) -> list[str]:
     """The paths of `wanted` (a list of {path, state, mode, owner, group, content, content_file, src}, state "file"
-    when not given)
-    that path_drifts finds drifting in `found`."""
+    when not given) that path_drifts finds drifting in `found`."""
     return [
         str(w["path"]) for w in wanted or [] if path_drifts(found, w["path"], **{k: w[k] for k in FIELDS if k in w})
     ]
